@@ -1,0 +1,1 @@
+//! The extension's service-worker logic (placeholder until the extension lands).

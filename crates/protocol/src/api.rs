@@ -1,0 +1,104 @@
+//! The client API: the JSON bodies of `any`'s HTTP endpoints under `/v1`.
+//!
+//! Every answer to `POST /v1/call` is either [`CallSuccess`] (HTTP 200) or
+//! [`CallFailure`] (the status of [`crate::ErrorCode::http_status`]); every other
+//! endpoint answers failures with [`CallFailure`] too, so a client needs one error shape.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CallId, ErrorBody, Json, Stage, TabPolicy};
+
+/// The default deadline of a call when the request gives none.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+/// `POST /v1/call`. Unknown fields are refused so that a typo (`"timeout"` for
+/// `"timeout_ms"`) is an error rather than silently ignored.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    /// The absolute URL (`http:`, `https:` or `file:`) to run the method on.
+    pub page: String,
+    /// The name of the function on `globalThis.__any__`.
+    pub method: String,
+    /// Any JSON; `{}` when absent or `null`.
+    #[serde(default)]
+    pub params: Option<Json>,
+    /// Defaults to [`DEFAULT_TIMEOUT_MS`].
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Route to the extension with this label; any extension when absent.
+    #[serde(default)]
+    pub browser: Option<String>,
+    #[serde(default)]
+    pub tab: Option<TabPolicy>,
+}
+
+/// HTTP 200 answer of `POST /v1/call`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallSuccess {
+    pub v: u32,
+    pub id: CallId,
+    pub result: Json,
+}
+
+/// Every non-2xx answer of the client API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallFailure {
+    pub v: u32,
+    /// The call's id; absent when the request never became a call (e.g. bad JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<CallId>,
+    pub error: ErrorBody,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    /// The server's version.
+    pub version: String,
+    /// How many extensions are connected and welcomed.
+    pub extensions: usize,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    /// The address the server listens on, e.g. `127.0.0.1:8765`.
+    pub listen: String,
+    /// The process id, so that `any stop` can tell what it stops.
+    pub pid: u32,
+    pub extensions: Vec<ExtensionStatus>,
+    /// Calls not yet answered, oldest first.
+    pub calls: Vec<CallStatus>,
+}
+
+/// One connected extension in [`Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionStatus {
+    /// The server's name for this connection, e.g. `"ext-3"`.
+    pub conn: String,
+    pub label: String,
+    pub browser: crate::BrowserInfo,
+    pub extension_version: String,
+    /// Seconds since the Unix epoch.
+    pub connected_since: f64,
+    /// Calls currently running in this extension.
+    pub calls_in_flight: usize,
+}
+
+/// One unanswered call in [`Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallStatus {
+    pub id: CallId,
+    pub page: String,
+    pub method: String,
+    /// `queued`, `dispatched`, or the last stage the extension reported.
+    pub stage: Stage,
+    /// The connection running it, when dispatched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<String>,
+    /// Seconds since the call was accepted.
+    pub age_s: f64,
+}

@@ -1,0 +1,2 @@
+//! The `any` binary (placeholder until the server lands).
+fn main() {}
