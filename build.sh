@@ -67,12 +67,12 @@ build() {
   say "building the any binary"
   cargo build --release --bin any
   say "building the extension"
-  cargo build --release --target wasm32-unknown-unknown -p any-ext-core
+  cargo build --profile wasm --target wasm32-unknown-unknown -p any-ext-core
   rm -rf "$DIST"
   mkdir -p "$DIST"
   cp -r extension/. "$DIST/"
   wasm-bindgen --target web --no-typescript --out-dir "$DIST/wasm" \
-    target/wasm32-unknown-unknown/release/any_ext_core.wasm
+    target/wasm32-unknown-unknown/wasm/any_ext_core.wasm
   say "built $ANY and $DIST ($(du -k "$DIST/wasm/any_ext_core_bg.wasm" | cut -f1) kB wasm)"
 }
 

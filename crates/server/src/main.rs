@@ -1,2 +1,6 @@
 //! The `any` binary (placeholder until the server lands).
-fn main() {}
+mod browser;
+
+fn main() {
+    let _ = browser::run;
+}
