@@ -29,6 +29,9 @@ const DIST_EXTENSION: &str = "dist/extension";
 /// The copy of the extension inside the profile; Chromium loads this one.
 const PROFILE_EXTENSION: &str = "any-extension";
 
+/// Chromium's stdout and stderr, inside the profile.
+const CHROMIUM_LOG: &str = "chromium.log";
+
 /// How long Chromium gets to close its profile cleanly after SIGTERM before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -74,21 +77,30 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
     let server = format!("ws://127.0.0.1:{port}/v1/extension");
     let loaded = install_extension(&extension, &profile, &server, &args.label)?;
 
+    // Chromium is chatty on stderr (D-Bus, GPU, ...): keep its output out of the terminal
+    // but findable.
+    let log_path = profile.join(CHROMIUM_LOG);
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
     let mut command = Command::new(&chromium);
     command
         .args(chromium_flags(&profile, &loaded, args.headless))
         .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
         .kill_on_drop(true);
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", chromium.display()))?;
     let pid = child.id().unwrap_or_default();
     println!(
-        "any browser: started {} (pid {pid}{}) with the extension from {}, profile {}, server {server}{}",
+        "any browser: started {} (pid {pid}{}) with the extension from {}, profile {} \
+         (browser log: {}), server {server}{}",
         chromium.display(),
         if args.headless { ", headless" } else { "" },
         extension.display(),
         profile.display(),
+        log_path.display(),
         if args.label.is_empty() {
             String::new()
         } else {
@@ -98,7 +110,10 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
 
     let status = wait_or_stop(&mut child).await?;
     match status {
-        Some(status) if !status.success() => bail!("Chromium exited with {status}"),
+        Some(status) if !status.success() => bail!(
+            "Chromium exited with {status}; its last messages:\n{}",
+            log_tail(&log_path, 15)
+        ),
         _ => Ok(()),
     }
 }
@@ -319,6 +334,13 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The last `lines` lines of the file at `path` (empty when unreadable).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Whether this process runs as root (Linux: the owner of `/proc/self`).
