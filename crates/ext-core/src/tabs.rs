@@ -1,0 +1,257 @@
+//! What the extension knows about tabs: plain Rust, no browser.
+//!
+//! The service worker forwards the main-frame `webNavigation` events and `tabs.onRemoved`
+//! for every tab; [`Tabs`] keeps each tab's navigation state so that a call can ask
+//! "is the page loaded, did it fail, was the tab closed, did it navigate since?" without
+//! a browser round trip. It also records which tabs this extension opened and which call
+//! holds each one, and chooses the tab for a new call ([`Tabs::choose`]).
+
+use std::collections::HashMap;
+
+use any_protocol::{CallId, TabPolicy};
+
+pub type TabId = i32;
+
+/// The main frame's navigation, as the `webNavigation` events tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nav {
+    /// A navigation started (or the tab is new and nothing was heard yet).
+    Loading,
+    /// The new document is committed and loading.
+    Committed,
+    /// `onCompleted`: the document and its resources finished loading.
+    Complete,
+    /// `onErrorOccurred`, e.g. `net::ERR_CONNECTION_REFUSED`.
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Tab {
+    pub nav: Nav,
+    /// The main frame's URL as of the last event.
+    pub url: String,
+    /// Counts main-frame navigations; a change while a method runs means the page
+    /// navigated away under it.
+    pub nav_seq: u64,
+    /// This extension opened the tab (only such tabs are reused).
+    pub owned: bool,
+    /// The call currently running in the tab.
+    pub busy: Option<CallId>,
+    pub closed: bool,
+}
+
+impl Tab {
+    fn new(url: &str) -> Self {
+        Tab { nav: Nav::Loading, url: url.to_owned(), nav_seq: 0, owned: false, busy: None, closed: false }
+    }
+}
+
+/// The choice for a new call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Run in this idle, loaded tab (already claimed for the call).
+    Reuse(TabId),
+    /// Open a new tab at the page.
+    Open,
+}
+
+#[derive(Debug, Default)]
+pub struct Tabs {
+    tabs: HashMap<TabId, Tab>,
+}
+
+impl Tabs {
+    pub fn get(&self, id: TabId) -> Option<&Tab> {
+        self.tabs.get(&id)
+    }
+
+    fn entry(&mut self, id: TabId, url: &str) -> &mut Tab {
+        self.tabs.entry(id).or_insert_with(|| Tab::new(url))
+    }
+
+    /// `webNavigation.onBeforeNavigate` for a main frame.
+    pub fn before_navigate(&mut self, id: TabId, url: &str) {
+        let t = self.entry(id, url);
+        t.nav = Nav::Loading;
+        t.url = url.to_owned();
+        t.nav_seq += 1;
+    }
+
+    /// `webNavigation.onCommitted` for a main frame. A navigation that commits without a
+    /// preceding `onBeforeNavigate` (e.g. browser-initiated history moves) still counts.
+    pub fn committed(&mut self, id: TabId, url: &str) {
+        let t = self.entry(id, url);
+        if t.nav != Nav::Loading {
+            t.nav_seq += 1;
+        }
+        t.nav = Nav::Committed;
+        t.url = url.to_owned();
+    }
+
+    /// `webNavigation.onCompleted` for a main frame.
+    pub fn completed(&mut self, id: TabId, url: &str) {
+        let t = self.entry(id, url);
+        t.nav = Nav::Complete;
+        t.url = url.to_owned();
+    }
+
+    /// `webNavigation.onErrorOccurred` for a main frame.
+    pub fn failed(&mut self, id: TabId, url: &str, error: &str) {
+        let t = self.entry(id, url);
+        t.nav = Nav::Failed(error.to_owned());
+    }
+
+    /// `tabs.onRemoved`. The entry stays, marked closed, until its call releases it, so
+    /// the call can tell "closed" from "never heard of".
+    pub fn removed(&mut self, id: TabId) {
+        match self.tabs.get_mut(&id) {
+            Some(t) if t.busy.is_some() => t.closed = true,
+            _ => {
+                self.tabs.remove(&id);
+            }
+        }
+    }
+
+    /// A tab this extension just opened for `call` at `url`.
+    pub fn adopt(&mut self, id: TabId, url: &str, call: &str) {
+        let t = self.entry(id, url);
+        t.owned = true;
+        t.busy = Some(call.to_owned());
+    }
+
+    /// The call is done with the tab.
+    pub fn release(&mut self, id: TabId, call: &str) {
+        if let Some(t) = self.tabs.get_mut(&id)
+            && t.busy.as_deref() == Some(call)
+        {
+            t.busy = None;
+            if t.closed {
+                self.tabs.remove(&id);
+            }
+        }
+    }
+
+    /// Chooses (and, for a reuse, claims) the tab for `call`: by default an idle, loaded
+    /// tab this extension opened that is exactly at `page`; otherwise a new one.
+    pub fn choose(&mut self, page: &str, policy: TabPolicy, call: &str) -> Choice {
+        if policy == TabPolicy::New {
+            return Choice::Open;
+        }
+        let want = normalize_url(page);
+        let mut idle: Vec<TabId> = self
+            .tabs
+            .iter()
+            .filter(|(_, t)| {
+                t.owned && t.busy.is_none() && !t.closed && t.nav == Nav::Complete && normalize_url(&t.url) == want
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        idle.sort_unstable();
+        match idle.first() {
+            Some(&id) => {
+                if let Some(t) = self.tabs.get_mut(&id) {
+                    t.busy = Some(call.to_owned());
+                }
+                Choice::Reuse(id)
+            }
+            None => Choice::Open,
+        }
+    }
+}
+
+/// Compares URLs the way Chrome reports them: scheme and host lower-case, an empty path
+/// is `/`, the fragment is kept (it is part of "exactly at page").
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let scheme = scheme.to_ascii_lowercase();
+    let mut authority = authority.to_ascii_lowercase();
+    for (s, port) in [("http", ":80"), ("https", ":443"), ("ws", ":80"), ("wss", ":443")] {
+        if scheme == s && authority.ends_with(port) {
+            authority.truncate(authority.len() - port.len());
+        }
+    }
+    let tail = if tail.is_empty() || tail.starts_with(['?', '#']) { format!("/{tail}") } else { tail.to_owned() };
+    format!("{scheme}://{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_chrome() {
+        assert_eq!(normalize_url("https://Example.com"), "https://example.com/");
+        assert_eq!(normalize_url("http://127.0.0.1:80/a?b"), "http://127.0.0.1/a?b");
+        assert_eq!(normalize_url("http://h:8000?x=1"), "http://h:8000/?x=1");
+        assert_eq!(normalize_url("http://h:8000/A#f"), "http://h:8000/A#f");
+        assert_eq!(normalize_url("about:blank"), "about:blank");
+    }
+
+    fn loaded(tabs: &mut Tabs, id: TabId, url: &str, call: &str) {
+        tabs.adopt(id, url, call);
+        tabs.before_navigate(id, url);
+        tabs.committed(id, url);
+        tabs.completed(id, url);
+        tabs.release(id, call);
+    }
+
+    #[test]
+    fn reuses_only_idle_owned_loaded_tabs_exactly_at_page() {
+        let mut tabs = Tabs::default();
+        loaded(&mut tabs, 7, "http://h:1/a.html", "c1");
+        assert_eq!(tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c2"), Choice::Reuse(7));
+        // Busy now: a parallel call to the same page gets a new tab.
+        assert_eq!(tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c3"), Choice::Open);
+        tabs.release(7, "c2");
+        assert_eq!(tabs.choose("http://h:1/a.html?x", TabPolicy::Reuse, "c4"), Choice::Open);
+        assert_eq!(tabs.choose("http://h:1/a.html", TabPolicy::New, "c5"), Choice::Open);
+        // A tab the user opened is never taken.
+        tabs.before_navigate(9, "http://h:1/b.html");
+        tabs.completed(9, "http://h:1/b.html");
+        assert_eq!(tabs.choose("http://h:1/b.html", TabPolicy::Reuse, "c6"), Choice::Open);
+    }
+
+    #[test]
+    fn failed_or_closed_tabs_are_not_reused() {
+        let mut tabs = Tabs::default();
+        loaded(&mut tabs, 1, "http://h:1/", "c1");
+        tabs.failed(1, "http://h:1/", "net::ERR_CONNECTION_REFUSED");
+        assert_eq!(tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"), Choice::Open);
+        loaded(&mut tabs, 2, "http://h:1/", "c3");
+        tabs.removed(2);
+        assert!(tabs.get(2).is_none());
+        assert_eq!(tabs.choose("http://h:1/", TabPolicy::Reuse, "c4"), Choice::Open);
+    }
+
+    #[test]
+    fn closing_a_busy_tab_is_visible_to_its_call() {
+        let mut tabs = Tabs::default();
+        tabs.adopt(3, "http://h:1/", "c1");
+        tabs.removed(3);
+        assert!(tabs.get(3).is_some_and(|t| t.closed));
+        tabs.release(3, "c1");
+        assert!(tabs.get(3).is_none());
+    }
+
+    #[test]
+    fn navigation_counter_moves_on_each_main_frame_navigation() {
+        let mut tabs = Tabs::default();
+        tabs.adopt(4, "http://h:1/", "c1");
+        tabs.before_navigate(4, "http://h:1/");
+        tabs.committed(4, "http://h:1/");
+        tabs.completed(4, "http://h:1/");
+        let seq = tabs.get(4).map(|t| t.nav_seq);
+        tabs.before_navigate(4, "http://h:1/other");
+        assert_ne!(tabs.get(4).map(|t| t.nav_seq), seq);
+        // A commit without onBeforeNavigate also counts.
+        tabs.completed(4, "http://h:1/other");
+        let seq = tabs.get(4).map(|t| t.nav_seq);
+        tabs.committed(4, "http://h:1/back");
+        assert_ne!(tabs.get(4).map(|t| t.nav_seq), seq);
+    }
+}

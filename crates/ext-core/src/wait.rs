@@ -1,0 +1,302 @@
+//! When a call may run its method, and when it must give up: plain Rust, no browser.
+//!
+//! A call waits for real readiness: the main frame's navigation completed **and**
+//! `globalThis.__any__[method]` answers a MAIN-world probe (directly, or through the
+//! postMessage lane). Userscripts may register their methods seconds after load, so the
+//! probe is retried until [`METHOD_WAIT_MS`] after load, capped by the call's deadline.
+//! While the method runs, [`running`] watches for the tab closing, the page navigating
+//! away, a cancel and the deadline, so nothing ever hangs.
+
+use any_protocol::{ErrorBody, ErrorCode, Stage};
+
+use crate::tabs::{Nav, Tab};
+
+/// How long after the page loaded a missing method is waited for.
+pub const METHOD_WAIT_MS: f64 = 10_000.0;
+/// A missing method is reported this long before the call's deadline, so the caller
+/// gets `method_not_found` rather than a bare `timeout`.
+pub const DEADLINE_MARGIN_MS: f64 = 300.0;
+/// How often the in-memory tab state is looked at while waiting.
+pub const POLL_MS: u32 = 20;
+/// How often the MAIN-world probe runs while the method is missing.
+pub const PROBE_INTERVAL_MS: f64 = 100.0;
+
+/// Why a call stops without a result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The server cancelled it (or the socket is gone): answer nothing.
+    Cancelled,
+    /// Answer with this error.
+    Fail(ErrorBody),
+}
+
+/// What the call should do next while waiting for readiness.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Sleep [`POLL_MS`] and ask again.
+    Sleep,
+    /// The page just finished loading: report `page_loaded`, then ask again.
+    PageLoaded,
+    /// Run the MAIN-world probe and report its outcome with [`Wait::probed`].
+    Probe,
+    /// The method is there (`lane`: only through the postMessage lane).
+    Found { lane: bool },
+    Stop(Stop),
+}
+
+/// What the MAIN-world probe saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// `typeof globalThis.__any__?.[method] === "function"`.
+    pub main: bool,
+    /// A postMessage-lane helper said it serves the method.
+    pub lane: bool,
+}
+
+/// The readiness wait of one call.
+#[derive(Debug, Clone)]
+pub struct Wait {
+    page: String,
+    method: String,
+    timeout_ms: f64,
+    deadline: f64,
+    pub stage: Stage,
+    loaded_at: Option<f64>,
+    next_probe: f64,
+    last_probe_error: Option<String>,
+}
+
+impl Wait {
+    pub fn new(page: &str, method: &str, started: f64, timeout_ms: u64, stage: Stage) -> Self {
+        let timeout_ms = timeout_ms as f64;
+        Wait {
+            page: page.to_owned(),
+            method: method.to_owned(),
+            timeout_ms,
+            deadline: started + timeout_ms,
+            stage,
+            loaded_at: None,
+            next_probe: 0.0,
+            last_probe_error: None,
+        }
+    }
+
+    pub fn deadline(&self) -> f64 {
+        self.deadline
+    }
+
+    fn method_deadline(&self, loaded_at: f64) -> f64 {
+        (loaded_at + METHOD_WAIT_MS).min(self.deadline - DEADLINE_MARGIN_MS).max(loaded_at)
+    }
+
+    /// Looks at the call's state; `tab` is the tracked tab (`None`: unknown or gone).
+    pub fn poll(&mut self, now: f64, tab: Option<&Tab>, cancelled: bool) -> Next {
+        if let Some(stop) = common_stops(now, tab, cancelled, self.deadline, self.timeout_ms, self.stage, &self.page) {
+            return Next::Stop(stop);
+        }
+        let Some(tab) = tab else { return Next::Sleep };
+        if let Nav::Failed(error) = &tab.nav {
+            return Next::Stop(Stop::Fail(
+                ErrorBody::new(ErrorCode::NavigationFailed, format!("could not load {}: {error}", self.page)).at(self.stage),
+            ));
+        }
+        match self.loaded_at {
+            None if tab.nav == Nav::Complete => {
+                self.loaded_at = Some(now);
+                self.stage = Stage::PageLoaded;
+                self.next_probe = now;
+                Next::PageLoaded
+            }
+            None => Next::Sleep,
+            Some(_) if now >= self.next_probe => Next::Probe,
+            Some(_) => Next::Sleep,
+        }
+    }
+
+    /// The probe's outcome (`Err`: the probe could not run, e.g. an error page or a URL
+    /// extensions may not script).
+    pub fn probed(&mut self, now: f64, outcome: Result<Probe, String>, url: &str) -> Next {
+        match outcome {
+            Ok(Probe { main: true, .. }) => return Next::Found { lane: false },
+            Ok(Probe { lane: true, .. }) => return Next::Found { lane: true },
+            Ok(_) => self.last_probe_error = None,
+            Err(e) => self.last_probe_error = Some(e),
+        }
+        let loaded_at = self.loaded_at.unwrap_or(now);
+        if now >= self.method_deadline(loaded_at) {
+            let waited = (now - loaded_at).round();
+            let mut message = format!(
+                "globalThis.__any__.{} does not exist on {url} after waiting {waited} ms: is the userscript \
+                 that defines it installed and enabled for this page, and does it set \
+                 globalThis.__any__.{} in the page's main world (or serve it through the postMessage lane)?",
+                self.method, self.method
+            );
+            if let Some(e) = &self.last_probe_error {
+                message.push_str(&format!(" The extension could not look into the page: {e}"));
+            }
+            return Next::Stop(Stop::Fail(ErrorBody::new(ErrorCode::MethodNotFound, message).at(self.stage)));
+        }
+        self.next_probe = now + PROBE_INTERVAL_MS;
+        Next::Sleep
+    }
+}
+
+/// Checks that apply in every phase: cancel, closed tab, deadline.
+fn common_stops(
+    now: f64,
+    tab: Option<&Tab>,
+    cancelled: bool,
+    deadline: f64,
+    timeout_ms: f64,
+    stage: Stage,
+    page: &str,
+) -> Option<Stop> {
+    if cancelled {
+        return Some(Stop::Cancelled);
+    }
+    if tab.is_some_and(|t| t.closed) {
+        return Some(Stop::Fail(ErrorBody::new(ErrorCode::TabClosed, format!("the tab running the call on {page} was closed")).at(stage)));
+    }
+    if now >= deadline {
+        return Some(Stop::Fail(
+            ErrorBody::new(
+                ErrorCode::Timeout,
+                format!("the call did not finish within {timeout_ms} ms; it had reached stage {stage}"),
+            )
+            .at(stage),
+        ));
+    }
+    None
+}
+
+/// Watches a running method: `Some` when the call must stop. `nav_seq` is the tab's
+/// navigation counter when the method was invoked.
+pub fn running(
+    now: f64,
+    tab: Option<&Tab>,
+    cancelled: bool,
+    wait: &Wait,
+    nav_seq: u64,
+) -> Option<Stop> {
+    if let Some(stop) = common_stops(now, tab, cancelled, wait.deadline, wait.timeout_ms, Stage::MethodCalled, &wait.page) {
+        return Some(stop);
+    }
+    match tab {
+        None => Some(Stop::Fail(
+            ErrorBody::new(ErrorCode::TabClosed, format!("the tab running {} was closed", wait.method)).at(Stage::MethodCalled),
+        )),
+        Some(t) if t.nav_seq != nav_seq => Some(Stop::Fail(
+            ErrorBody::new(
+                ErrorCode::TabClosed,
+                format!(
+                    "the page navigated away (to {}) while {} was running, so its result was lost; \
+                     page code must not change the URL during a call",
+                    t.url, wait.method
+                ),
+            )
+            .at(Stage::MethodCalled),
+        )),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tabs::Tabs;
+
+    const PAGE: &str = "http://h:1/";
+
+    fn tracked(f: impl FnOnce(&mut Tabs)) -> Tabs {
+        let mut tabs = Tabs::default();
+        tabs.adopt(1, PAGE, "c");
+        tabs.before_navigate(1, PAGE);
+        f(&mut tabs);
+        tabs
+    }
+
+    fn fail_code(n: &Next) -> Option<ErrorCode> {
+        match n {
+            Next::Stop(Stop::Fail(e)) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn waits_for_load_then_probes_until_found() {
+        let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
+        let mut tabs = tracked(|_| {});
+        assert_eq!(w.poll(10.0, tabs.get(1), false), Next::Sleep);
+        tabs.completed(1, PAGE);
+        assert_eq!(w.poll(20.0, tabs.get(1), false), Next::PageLoaded);
+        assert_eq!(w.poll(20.0, tabs.get(1), false), Next::Probe);
+        assert_eq!(w.probed(22.0, Ok(Probe { main: false, lane: false }), PAGE), Next::Sleep);
+        assert_eq!(w.poll(50.0, tabs.get(1), false), Next::Sleep, "probes are spaced");
+        assert_eq!(w.poll(130.0, tabs.get(1), false), Next::Probe);
+        assert_eq!(w.probed(3000.0, Ok(Probe { main: true, lane: false }), PAGE), Next::Found { lane: false });
+    }
+
+    #[test]
+    fn lane_only_method_is_found() {
+        let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
+        assert_eq!(w.probed(1.0, Ok(Probe { main: false, lane: true }), PAGE), Next::Found { lane: true });
+    }
+
+    #[test]
+    fn navigation_error_is_reported_with_the_net_error() {
+        let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
+        let tabs = tracked(|t| t.failed(1, PAGE, "net::ERR_CONNECTION_REFUSED"));
+        let n = w.poll(5.0, tabs.get(1), false);
+        assert_eq!(fail_code(&n), Some(ErrorCode::NavigationFailed));
+        let Next::Stop(Stop::Fail(e)) = n else { unreachable!() };
+        assert!(e.message.contains("net::ERR_CONNECTION_REFUSED"));
+        assert_eq!(e.stage, Some(Stage::Navigating));
+    }
+
+    #[test]
+    fn missing_method_fails_after_the_bounded_wait_with_advice() {
+        let mut w = Wait::new(PAGE, "pageInfo", 0.0, 30_000, Stage::Navigating);
+        let tabs = tracked(|t| t.completed(1, PAGE));
+        w.poll(100.0, tabs.get(1), false);
+        assert_eq!(w.probed(5_000.0, Ok(Probe { main: false, lane: false }), PAGE), Next::Sleep);
+        let n = w.probed(10_100.0, Err("Frame with ID 0 is showing error page".into()), PAGE);
+        let Next::Stop(Stop::Fail(e)) = n else { panic!("expected failure, got {n:?}") };
+        assert_eq!(e.code, ErrorCode::MethodNotFound);
+        assert!(e.message.contains("userscript"), "{}", e.message);
+        assert!(e.message.contains("error page"), "{}", e.message);
+        assert_eq!(e.stage, Some(Stage::PageLoaded));
+    }
+
+    #[test]
+    fn short_deadline_still_gets_method_not_found_first() {
+        let mut w = Wait::new(PAGE, "m", 0.0, 2_000, Stage::Navigating);
+        let tabs = tracked(|t| t.completed(1, PAGE));
+        w.poll(100.0, tabs.get(1), false);
+        let n = w.probed(1_750.0, Ok(Probe { main: false, lane: false }), PAGE);
+        assert_eq!(fail_code(&n), Some(ErrorCode::MethodNotFound));
+    }
+
+    #[test]
+    fn deadline_cancel_and_close_stop_the_wait() {
+        let tabs = tracked(|_| {});
+        let mut w = Wait::new(PAGE, "m", 0.0, 1_000, Stage::Navigating);
+        assert_eq!(fail_code(&w.poll(1_000.0, tabs.get(1), false)), Some(ErrorCode::Timeout));
+        assert_eq!(w.poll(10.0, tabs.get(1), true), Next::Stop(Stop::Cancelled));
+        let closed = tracked(|t| t.removed(1));
+        assert_eq!(fail_code(&w.poll(10.0, closed.get(1), false)), Some(ErrorCode::TabClosed));
+    }
+
+    #[test]
+    fn running_method_stops_on_navigation_away() {
+        let mut tabs = tracked(|t| t.completed(1, PAGE));
+        let w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
+        let seq = tabs.get(1).map(|t| t.nav_seq).unwrap_or_default();
+        assert_eq!(running(5.0, tabs.get(1), false, &w, seq), None);
+        tabs.before_navigate(1, "http://h:1/elsewhere");
+        let Some(Stop::Fail(e)) = running(6.0, tabs.get(1), false, &w, seq) else { panic!("expected a stop") };
+        assert_eq!(e.code, ErrorCode::TabClosed);
+        assert!(e.message.contains("navigated away"));
+        assert_eq!(running(6.0, tabs.get(1), true, &w, seq), Some(Stop::Cancelled));
+        assert!(matches!(running(40_000.0, tabs.get(1), false, &w, 0), Some(Stop::Fail(e)) if e.code == ErrorCode::Timeout));
+    }
+}
