@@ -1,0 +1,89 @@
+"""The asyncio client: `AsyncClient`.
+
+Runs in the caller's event loop. Each call is one `POST /v1/call` on its own connection
+over asyncio streams — no threads, so a hundred calls at once cost a hundred sockets and
+nothing more. Cancelling the awaiting task closes its connection, and the server then
+cancels the call. Autostart (a blocking subprocess start and health wait) runs once, in
+a worker thread, however many calls find the server missing at the same moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any
+
+from . import _http, _server
+from ._endpoint import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_S, QUICK_TIMEOUT_S, Endpoint
+from .api import Status
+
+
+class AsyncClient(Endpoint):
+    """An asyncio client of the any server on `host:port`; an async context manager.
+
+    ``async with AsyncClient() as c: await asyncio.gather(*(c.call(u, "pageInfo") for u in urls))``
+
+    Takes the same arguments as `Client`. Holds no connection between calls, so leaving
+    the ``async with`` block releases nothing; it exists so that code reads the same if
+    a later version pools connections.
+    """
+
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        host: str = DEFAULT_HOST,
+        *,
+        autostart: bool = True,
+        binary: _server.BinaryPath | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        super().__init__(port, host, autostart=autostart, binary=binary, timeout=timeout)
+        self._starting: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def call(
+        self,
+        page: str,
+        method: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,
+        browser: str | None = None,
+        new_tab: bool = False,
+    ) -> Any:
+        """Runs `globalThis.__any__[method](params)` on `page`; see `Client.call`."""
+        body, http_timeout = self._call_request(page, method, params, timeout, browser, new_tab)
+        return self._call_answer(*await self._request("POST", "/v1/call", body, http_timeout))
+
+    async def status(self) -> Status:
+        """The server's version, its connected extensions and its unanswered calls."""
+        answer = await self._request("GET", "/v1/status", None, QUICK_TIMEOUT_S)
+        return self._status_answer(*answer)
+
+    async def _request(
+        self, method: str, path: str, body: bytes | None, timeout: float
+    ) -> tuple[int, bytes]:
+        try:
+            return await _http.request_async(self.host, self.port, method, path, body, timeout)
+        except _http.Unreachable as e:
+            if not self.autostart:
+                raise self._unreachable(e) from e
+        # Created here, not in __init__, so that it belongs to the running loop (3.9).
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            await asyncio.to_thread(_server.start, self.host, self.port, self.binary)
+        try:
+            return await _http.request_async(self.host, self.port, method, path, body, timeout)
+        except _http.Unreachable as e:
+            raise self._unreachable(e) from e
