@@ -22,6 +22,7 @@ import pytest
 from any_browser import _http
 
 REPO = Path(__file__).resolve().parents[3]
+SRC = REPO / "clients" / "python" / "src"
 ANY = REPO / "target" / "release" / "any"
 FAKE_EXTENSION = REPO / "target" / "release" / "fake-extension"
 FIXTURES = REPO / "crates" / "protocol" / "fixtures"
