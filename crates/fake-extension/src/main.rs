@@ -1,0 +1,64 @@
+//! `fake-extension`: the fake any extension as a process, for tests in other languages.
+//! Connects to `ws://127.0.0.1:<port>/v1/extension` (retrying for `--connect-timeout`),
+//! prints `ready` on stdout once welcomed, answers calls by method name (see the
+//! library's table), and exits when the socket closes: 0 after a normal close (for
+//! example after the `disconnect` method), 1 when it could not connect or was rejected.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use fake_extension::{Error, FakeExtension, Options};
+
+/// A fake any browser extension that answers calls by their method name.
+#[derive(Parser, Debug)]
+#[command(
+    name = "fake-extension",
+    version,
+    after_help = "Methods: echo, sleep {ms}, throw {name, message}, fail {code, message}, never, \
+        late {ms}, duplicate, disconnect, progress, big {bytes}; anything else is method_not_found.\n\n\
+        Example:\n  fake-extension --port 8765 --label work --transcript /tmp/frames.jsonl"
+)]
+struct Args {
+    /// The any server's port
+    #[arg(long, default_value_t = 8765)]
+    port: u16,
+    /// The label to send in hello (the routing key of `"browser"` in calls)
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Write every frame in and out to this file, one JSON object per line: {t, dir, frame}
+    #[arg(long, value_name = "FILE.jsonl")]
+    transcript: Option<PathBuf>,
+    /// Seconds to keep retrying while the server is not listening yet
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    connect_timeout: f64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let options = Options {
+        url: format!("ws://127.0.0.1:{}/v1/extension", args.port),
+        label: args.label,
+        transcript: args.transcript,
+    };
+    let patience = Duration::try_from_secs_f64(args.connect_timeout).unwrap_or(Duration::from_secs(5));
+    let started = Instant::now();
+    let fake = loop {
+        match FakeExtension::connect(options.clone()).await {
+            Ok(fake) => break fake,
+            Err(Error::Connect { .. }) if started.elapsed() < patience => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                eprintln!("fake-extension: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    println!("ready");
+    fake.closed().await;
+    eprintln!("fake-extension: the socket closed");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,368 @@
+//! The `any` command line: flags (clap) and what each subcommand does. Runs in the
+//! `any` process; `serve` becomes the server, the others are HTTP clients of it.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use any_protocol::api::{CallRequest, DEFAULT_TIMEOUT_MS, Status};
+use any_protocol::{ErrorCode, Json, TabPolicy};
+use any_server::{Config, DEFAULT_PORT};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::browser;
+use crate::client::{CallAnswer, Client};
+
+/// Exit code when `any` itself failed (no server could be reached or started, bad
+/// flags' values, ...). Call failures have their own codes, see [`exit_code`].
+pub const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "any",
+    version,
+    about = "Automate your real browser: call methods that userscripts define on pages",
+    long_about = "Automate your real browser: call methods that userscripts define on pages.\n\n\
+        `any serve` runs the local server the browser extension connects to; `any call` asks it \
+        to open a page and run globalThis.__any__[method](params) there, starting the server \
+        first if none is running.",
+    after_help = "Example:\n  any call https://example.com pageInfo --params '{\"delay\": 500}'"
+)]
+pub struct Cli {
+    /// The server's port (every subcommand)
+    #[arg(long, global = true, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server in the foreground (logs on stderr; Ctrl-C or `any stop` ends it)
+    #[command(after_help = "Example:\n  any serve --port 8765 --connect-wait 10")]
+    Serve(ServeArgs),
+    /// Run a method on a page and print its result as JSON
+    #[command(
+        long_about = "Run globalThis.__any__[METHOD](params) in a browser tab at PAGE and print \
+            the result as one line of JSON on stdout.\n\n\
+            Starts a server (detached, logging to ~/.local/share/any/server-<port>.log) when none \
+            answers on the port. On failure prints a message on stderr (or, with --json, the \
+            error object as one JSON line on stdout) and exits with the code of the error:\n  \
+            1 any itself failed (no server), 2 bad command line,\n  \
+            10 no_extension, 11 timeout, 12 bad_request, 13 method_not_found, 14 page_error,\n  \
+            15 navigation_failed, 16 tab_closed, 17 not_serializable, 18 extension_disconnected,\n  \
+            19 protocol_error, 20 too_large",
+        after_help = "Examples:\n  any call https://example.com pageInfo --params '{\"delay\": 500}'\n  \
+            any call https://example.com pageInfo --browser work --timeout 60 --json"
+    )]
+    Call(CallArgs),
+    /// Show the connected browsers and the calls in flight
+    #[command(after_help = "Example:\n  any status --port 8765")]
+    Status(StatusArgs),
+    /// Stop the server gracefully (calls in flight fail, extensions are disconnected)
+    #[command(after_help = "Example:\n  any stop --port 8765")]
+    Stop,
+    /// Start Chromium with the any extension, connected to this server
+    Browser(browser::BrowserArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The address to listen on; keep it on loopback unless you mean to expose it
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Seconds a call waits for a browser extension to connect before failing with no_extension
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub connect_wait: f64,
+    /// Log every frame and stage (debug level)
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// The absolute URL of the page to run the method on (http://, https:// or file://)
+    pub page: String,
+    /// The name of the function on globalThis.__any__
+    pub method: String,
+    /// The method's argument, as JSON
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub params: String,
+    /// Seconds before the server gives up on the call (default 30)
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Run in the browser whose extension has this label (default: the most recently connected)
+    #[arg(long, value_name = "LABEL")]
+    pub browser: Option<String>,
+    /// Open a new tab instead of reusing an idle one at the same URL
+    #[arg(long)]
+    pub new_tab: bool,
+    /// On failure, print the error object as one JSON line on stdout instead of a message
+    #[arg(long)]
+    pub json: bool,
+    /// Fail instead of starting a server when none is running
+    #[arg(long)]
+    pub no_autostart: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Print the raw /v1/status JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let port = cli.port;
+    match cli.command {
+        Command::Serve(args) => serve(port, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Call(args) => call(port, args).await,
+        Command::Status(args) => status(port, args).await,
+        Command::Stop => stop(port).await,
+        Command::Browser(args) => browser::run(port, args).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn serve(port: u16, args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.verbose);
+    let connect_wait = Duration::try_from_secs_f64(args.connect_wait)
+        .context("--connect-wait must be a number of seconds, 0 or more")?;
+    let config = Config { connect_wait, ..Config::default() };
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), port)).await.with_context(|| {
+        format!(
+            "could not listen on {}:{port}; is another any server running there? \
+             (`any status --port {port}` tells)",
+            args.host
+        )
+    })?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(
+        "any {} listening on http://{addr} (extensions connect to ws://{addr}/v1/extension; \
+         calls wait {} s for one)",
+        any_server::VERSION,
+        args.connect_wait
+    );
+    any_server::serve(listener, config, stop_signal()).await.context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C and `any stop` stop the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("interrupted"),
+            _ = term.recv() => tracing::info!("terminated"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn init_logging(verbose: bool) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let ours = if verbose { LevelFilter::DEBUG } else { LevelFilter::INFO };
+    let filter = Targets::new()
+        .with_target("any_server", ours)
+        .with_target("any", ours)
+        .with_default(LevelFilter::WARN);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
+        .with(filter)
+        .init();
+}
+
+async fn call(port: u16, args: CallArgs) -> anyhow::Result<ExitCode> {
+    let params: Json = serde_json::from_str(&args.params)
+        .with_context(|| format!("--params is not valid JSON: {}", args.params))?;
+    let timeout_ms = match args.timeout {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(secs) if secs.is_finite() && secs > 0.0 => (secs * 1000.0).ceil() as u64,
+        Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
+    };
+    let request = CallRequest {
+        page: args.page,
+        method: args.method,
+        params: Some(params),
+        timeout_ms: Some(timeout_ms),
+        browser: args.browser,
+        tab: args.new_tab.then_some(TabPolicy::New),
+    };
+    let client = Client::new(port)?;
+    if args.no_autostart {
+        if client.health().await?.is_none() {
+            anyhow::bail!("no any server answers on port {port} (start one with `any serve --port {port}`)");
+        }
+    } else {
+        client.ensure_server().await?;
+    }
+    // The server enforces the deadline; this only guards against a server that hangs.
+    let patience = Duration::from_millis(timeout_ms) + Duration::from_secs(120);
+    match client.call(&request, patience).await? {
+        CallAnswer::Success(success) => {
+            println!("{}", success.result.get());
+            Ok(ExitCode::SUCCESS)
+        }
+        CallAnswer::Failure { status, failure } => {
+            if args.json {
+                println!("{}", serde_json::to_string(&failure)?);
+            } else {
+                let e = &failure.error;
+                let id = failure.id.as_deref().map(|id| format!(" [{id}]")).unwrap_or_default();
+                eprintln!("any call failed{id}: {} ({}, HTTP {status}): {}", e.name, e.code, e.message);
+                if let Some(stack) = &e.stack {
+                    eprintln!("{stack}");
+                }
+            }
+            Ok(ExitCode::from(exit_code(failure.error.code)))
+        }
+    }
+}
+
+/// The exit code of `any call` for a failed call: 10 + the code's place in
+/// [`ErrorCode::ALL`] (10 `no_extension` … 20 `too_large`).
+pub fn exit_code(code: ErrorCode) -> u8 {
+    let index = ErrorCode::ALL.iter().position(|c| *c == code).unwrap_or(0);
+    10 + u8::try_from(index).unwrap_or(0)
+}
+
+async fn status(port: u16, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(port)?;
+    let Some(status) = client.status().await? else {
+        eprintln!("no any server is running on port {port} (`any serve --port {port}` starts one; `any call` starts one itself)");
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render_status(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The readable table of `any status`.
+pub fn render_status(status: &Status) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let mut out = format!("any {} on {} (pid {})\n\n", status.version, status.listen, status.pid);
+    if status.extensions.is_empty() {
+        out.push_str("Extensions: none connected (is a browser with the any extension running? `any browser` starts one)\n");
+    } else {
+        out.push_str(&format!("Extensions ({}):\n", status.extensions.len()));
+        let mut rows = vec![vec![
+            "CONN".to_owned(),
+            "LABEL".to_owned(),
+            "BROWSER".to_owned(),
+            "EXTENSION".to_owned(),
+            "CONNECTED".to_owned(),
+            "CALLS".to_owned(),
+        ]];
+        for e in &status.extensions {
+            rows.push(vec![
+                e.conn.clone(),
+                if e.label.is_empty() { "-".to_owned() } else { e.label.clone() },
+                format!("{} {}", e.browser.name, e.browser.version),
+                e.extension_version.clone(),
+                format!("{} ago", fmt_age(now - e.connected_since)),
+                e.calls_in_flight.to_string(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    out.push('\n');
+    if status.calls.is_empty() {
+        out.push_str("Calls in flight: none\n");
+    } else {
+        out.push_str(&format!("Calls in flight ({}):\n", status.calls.len()));
+        let mut rows = vec![vec![
+            "ID".to_owned(),
+            "METHOD".to_owned(),
+            "STAGE".to_owned(),
+            "CONN".to_owned(),
+            "AGE".to_owned(),
+            "PAGE".to_owned(),
+        ]];
+        for c in &status.calls {
+            rows.push(vec![
+                c.id.clone(),
+                c.method.clone(),
+                c.stage.to_string(),
+                c.conn.clone().unwrap_or_else(|| "-".to_owned()),
+                fmt_age(c.age_s),
+                c.page.clone(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    out
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> =
+        (0..columns).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (i, cell) in row.iter().enumerate() {
+            line.push(' ');
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 1));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn fmt_age(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 10.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        let s = secs as u64;
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        let s = secs as u64;
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+async fn stop(port: u16) -> anyhow::Result<ExitCode> {
+    let client = Client::new(port)?;
+    let Some(ack) = client.shutdown().await? else {
+        eprintln!("no any server is running on port {port}: nothing to stop");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if client.health().await.ok().flatten().is_none() {
+            eprintln!("stopped the any server on port {port} (pid {})", ack.pid);
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("asked the any server on port {port} (pid {}) to stop, but it still answers after 10 s", ack.pid)
+}

@@ -1,0 +1,194 @@
+//! The CLI's HTTP client for a running `any serve`, and the autostart that launches
+//! one when nothing answers. Runs in the short-lived `any call|status|stop` process.
+//!
+//! Always talks to `127.0.0.1:<port>` and never through a proxy (`.no_proxy()`):
+//! system proxy settings must not capture loopback traffic.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use any_protocol::api::{CallFailure, CallRequest, CallSuccess, Health, Status};
+use anyhow::{Context, bail};
+use any_server::api::ShutdownAck;
+
+/// How long `any call` waits for a server it started to answer `/v1/health`.
+pub const AUTOSTART_WAIT: Duration = Duration::from_secs(10);
+
+/// How long one health probe may take before the port counts as silent.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    port: u16,
+}
+
+/// What the server answered to `POST /v1/call`.
+pub enum CallAnswer {
+    Success(CallSuccess),
+    Failure { status: u16, failure: CallFailure },
+}
+
+impl Client {
+    pub fn new(port: u16) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(PROBE_TIMEOUT)
+            .build()
+            .context("could not create the HTTP client")?;
+        Ok(Client { http, base: format!("http://127.0.0.1:{port}"), port })
+    }
+
+    /// `GET /v1/health`; `Ok(None)` when nothing listens on the port.
+    pub async fn health(&self) -> anyhow::Result<Option<Health>> {
+        let url = format!("{}/v1/health", self.base);
+        let response = match self.http.get(&url).timeout(PROBE_TIMEOUT).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() || e.is_timeout() => return Ok(None),
+            Err(e) => return Err(e).context(format!("GET {url}")),
+        };
+        if !response.status().is_success() {
+            bail!(
+                "something other than an any server answers on port {} (GET /v1/health gave {}); \
+                 pick another port with --port",
+                self.port,
+                response.status()
+            );
+        }
+        let health = response.json::<Health>().await.with_context(|| {
+            format!("something other than an any server answers on port {}; pick another port with --port", self.port)
+        })?;
+        Ok(Some(health))
+    }
+
+    /// Makes sure a server answers on the port, starting one (detached) if nothing does.
+    pub async fn ensure_server(&self) -> anyhow::Result<()> {
+        if self.health().await?.is_some() {
+            return Ok(());
+        }
+        let log_path = server_log_path(self.port)?;
+        let mut child = spawn_server(self.port, &log_path)?;
+        let started = Instant::now();
+        let mut exited = None;
+        while started.elapsed() < AUTOSTART_WAIT {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.health().await?.is_some() {
+                return Ok(());
+            }
+            if exited.is_none() {
+                exited = child.try_wait().ok().flatten();
+            }
+        }
+        let how = match exited {
+            Some(status) => format!("it exited ({status})"),
+            None => format!("it did not answer within {} s", AUTOSTART_WAIT.as_secs()),
+        };
+        bail!(
+            "no any server was running on port {port}, so one was started (`any serve --port {port}`, \
+             pid {pid}), but {how}; see its log: {log}",
+            port = self.port,
+            pid = child.id(),
+            log = log_path.display()
+        )
+    }
+
+    /// `POST /v1/call`. The server enforces the call's deadline; the client only guards
+    /// against a server that never answers at all.
+    pub async fn call(&self, request: &CallRequest, patience: Duration) -> anyhow::Result<CallAnswer> {
+        let url = format!("{}/v1/call", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .json(request)
+            .timeout(patience)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let body = response.bytes().await.with_context(|| format!("reading the answer of POST {url}"))?;
+        if status.is_success() {
+            let success = serde_json::from_slice(&body).context("the server's answer is not a call result")?;
+            Ok(CallAnswer::Success(success))
+        } else {
+            let failure = serde_json::from_slice(&body).with_context(|| {
+                format!("the server answered {status} with a body that is not an error object")
+            })?;
+            Ok(CallAnswer::Failure { status: status.as_u16(), failure })
+        }
+    }
+
+    /// `GET /v1/status`; `Ok(None)` when nothing listens on the port.
+    pub async fn status(&self) -> anyhow::Result<Option<Status>> {
+        let url = format!("{}/v1/status", self.base);
+        let response = match self.http.get(&url).timeout(PROBE_TIMEOUT).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Ok(None),
+            Err(e) => return Err(e).context(format!("GET {url}")),
+        };
+        let response = response.error_for_status().with_context(|| format!("GET {url}"))?;
+        Ok(Some(response.json().await.context("the server's status is not what this any expects")?))
+    }
+
+    /// `POST /v1/shutdown`; `Ok(None)` when nothing listens on the port.
+    pub async fn shutdown(&self) -> anyhow::Result<Option<ShutdownAck>> {
+        let url = format!("{}/v1/shutdown", self.base);
+        let response = match self.http.post(&url).timeout(PROBE_TIMEOUT).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Ok(None),
+            Err(e) => return Err(e).context(format!("POST {url}")),
+        };
+        let response = response.error_for_status().with_context(|| format!("POST {url}"))?;
+        Ok(Some(response.json().await.context("the server's answer to shutdown is not what this any expects")?))
+    }
+}
+
+/// `~/.local/share/any` (or `$XDG_DATA_HOME/any`): where `any` keeps its logs.
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from)
+        && xdg.is_absolute()
+    {
+        return Ok(xdg.join("any"));
+    }
+    let home = std::env::var_os("HOME").context("cannot find the data directory: HOME is not set")?;
+    Ok(PathBuf::from(home).join(".local/share/any"))
+}
+
+/// The log of a server started by the CLI on `port`.
+pub fn server_log_path(port: u16) -> anyhow::Result<PathBuf> {
+    Ok(data_dir()?.join(format!("server-{port}.log")))
+}
+
+/// Starts `any serve --port <port>` detached: its own process group (a Ctrl-C in the
+/// terminal does not reach it), stdin from /dev/null, output appended to `log_path`.
+/// It outlives this process.
+fn spawn_server(port: u16, log_path: &Path) -> anyhow::Result<std::process::Child> {
+    if let Some(dir) = log_path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    }
+    let mut log: File = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("could not open the server log {}", log_path.display()))?;
+    let _ = writeln!(log, "--- `any call` is starting `any serve --port {port}` ---");
+    let log_err = log.try_clone().context("could not duplicate the log file handle")?;
+    let exe = std::env::current_exe().context("cannot find the any executable to start the server")?;
+    let child = Command::new(&exe)
+        .args(["serve", "--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("could not start {} serve", exe.display()))?;
+    eprintln!(
+        "any: started a server on 127.0.0.1:{port} (pid {}); log: {}",
+        child.id(),
+        log_path.display()
+    );
+    Ok(child)
+}

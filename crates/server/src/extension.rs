@@ -1,0 +1,210 @@
+//! `WS /v1/extension`: one browser extension's socket, inside `any serve`.
+//!
+//! The first frame must be `hello` with this server's protocol version; it is answered
+//! by `welcome` (and the extension joins the [`Hub`]) or by `reject` with a reason, after
+//! which the socket is closed. Then two tasks run until either ends: the **send** task
+//! writes queued frames and an application-level `ping` every heartbeat (WebSocket
+//! pings do not keep a Chrome service worker alive), and drops an extension that has
+//! been silent too long; the **receive** task decodes frames and hands answers to the
+//! hub. Broken frames are logged; one that names a call fails that call with
+//! `protocol_error`. When the socket ends, the hub fails the extension's calls at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use any_protocol::{
+    DecodeError, ExtensionFrame, Hello, Ping, Reject, ServerFrame, VERSION, Welcome, decode, encode,
+};
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::calls::{ConnId, Hub, Outbound};
+use crate::{AppState, BODY_LIMIT, Config};
+
+/// How much of a broken frame is quoted in the log.
+const LOG_PREVIEW: usize = 300;
+
+/// `GET /v1/extension` with an upgrade: hands the socket to [`connection`].
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(BODY_LIMIT + 64 * 1024)
+        .on_failed_upgrade(|e| tracing::warn!("an extension socket failed to upgrade: {e}"))
+        .on_upgrade(move |socket| connection(socket, state))
+}
+
+/// Runs one extension connection from `hello` to close.
+async fn connection(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let hello = match handshake(&mut stream, &state.config).await {
+        Ok(hello) => hello,
+        Err(reason) => {
+            tracing::warn!("refused an extension connection: {reason}");
+            let reject = encode(&ServerFrame::Reject(Reject { reason: reason.clone() }));
+            let _ = sink.send(Message::Text(reject.into())).await;
+            let _ = sink.send(close(close_code::POLICY, &reason)).await;
+            return;
+        }
+    };
+    let (conn, name, outbound) = state.hub.register(hello);
+    let welcome = ServerFrame::Welcome(Welcome {
+        server_version: crate::VERSION.to_owned(),
+        heartbeat_ms: u64::try_from(state.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+    });
+    if let Err(e) = sink.send(Message::Text(encode(&welcome).into())).await {
+        state.hub.disconnect(conn, &format!("could not send welcome: {e}"));
+        return;
+    }
+
+    let started = Instant::now();
+    let last_heard = Arc::new(AtomicU64::new(0));
+    let mut send = tokio::spawn(send_loop(sink, outbound, state.config.clone(), started, last_heard.clone()));
+    let mut receive = tokio::spawn(receive_loop(stream, state.hub.clone(), conn, started, last_heard));
+    let why = tokio::select! {
+        why = &mut send => { receive.abort(); why }
+        why = &mut receive => { send.abort(); why }
+    };
+    let why = why.unwrap_or_else(|e| format!("socket task failed: {e}"));
+    tracing::debug!("{name}: socket closed: {why}");
+    state.hub.disconnect(conn, &why);
+}
+
+/// Waits for the first frame and checks it is a `hello` this server can speak with.
+/// `Err` is the reason sent in `reject`.
+async fn handshake(stream: &mut SplitStream<WebSocket>, config: &Config) -> Result<Hello, String> {
+    let text = loop {
+        let message = tokio::time::timeout(config.hello_wait, stream.next()).await.map_err(|_| {
+            format!("no hello within {} s of connecting", config.hello_wait.as_secs_f64())
+        })?;
+        match message {
+            Some(Ok(Message::Text(text))) => break text,
+            Some(Ok(Message::Binary(_))) => return Err("frames must be JSON text, not binary".into()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => return Err("the socket closed before hello".into()),
+            Some(Err(e)) => return Err(format!("socket error before hello: {e}")),
+        }
+    };
+    match decode::<ExtensionFrame>(&text) {
+        Ok(ExtensionFrame::Hello(hello)) if hello.protocol == VERSION => Ok(hello),
+        Ok(ExtensionFrame::Hello(hello)) => Err(format!(
+            "this any server speaks protocol {VERSION} but the extension speaks {}: \
+             update the any server and the any extension to matching releases",
+            hello.protocol
+        )),
+        Ok(_) => Err("the first frame must be hello".into()),
+        Err(e @ DecodeError::WrongVersion { .. }) => Err(e.to_string()),
+        Err(e) => Err(format!("the first frame must be a valid hello: {e}")),
+    }
+}
+
+/// Writes queued frames and heartbeats; ends (with the reason) when the hub closes the
+/// connection, the extension has been silent too long, or the socket fails.
+async fn send_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: mpsc::UnboundedReceiver<Outbound>,
+    config: Arc<Config>,
+    started: Instant,
+    last_heard: Arc<AtomicU64>,
+) -> String {
+    let mut heartbeat = tokio::time::interval_at((Instant::now() + config.heartbeat).into(), config.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0u64;
+    loop {
+        let message = tokio::select! {
+            next = outbound.recv() => match next {
+                Some(Outbound::Frame(text)) => Message::Text(text.into()),
+                Some(Outbound::Close(reason)) => {
+                    let _ = sink.send(close(close_code::AWAY, &reason)).await;
+                    return reason;
+                }
+                None => return "the server dropped the connection".into(),
+            },
+            _ = heartbeat.tick() => {
+                let heard = Duration::from_millis(last_heard.load(Ordering::Relaxed));
+                let silent = started.elapsed().saturating_sub(heard);
+                if silent > config.silence_limit {
+                    let reason = format!("silent for {} s (no pong)", silent.as_secs());
+                    let _ = sink.send(close(close_code::AWAY, &reason)).await;
+                    return reason;
+                }
+                seq += 1;
+                Message::Text(encode(&ServerFrame::Ping(Ping { seq })).into())
+            }
+        };
+        if let Err(e) = sink.send(message).await {
+            return format!("send failed: {e}");
+        }
+    }
+}
+
+/// Reads frames until the socket ends; returns why it ended.
+async fn receive_loop(
+    mut stream: SplitStream<WebSocket>,
+    hub: Arc<Hub>,
+    conn: ConnId,
+    started: Instant,
+    last_heard: Arc<AtomicU64>,
+) -> String {
+    while let Some(message) = stream.next().await {
+        let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last_heard.store(millis, Ordering::Relaxed);
+        let text = match message {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Binary(bytes)) => {
+                tracing::warn!("ext-{conn} sent a binary frame of {} bytes: dropped (frames are JSON text)", bytes.len());
+                continue;
+            }
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(Message::Close(frame)) => {
+                return match frame {
+                    Some(f) if !f.reason.is_empty() => format!("closed by the extension: {}", f.reason),
+                    _ => "closed by the extension".into(),
+                };
+            }
+            Err(e) => return format!("socket error: {e}"),
+        };
+        handle_frame(&hub, conn, &text);
+    }
+    "the socket ended".into()
+}
+
+/// Acts on one text frame from a welcomed extension.
+fn handle_frame(hub: &Hub, conn: ConnId, text: &str) {
+    match decode::<ExtensionFrame>(text) {
+        Ok(ExtensionFrame::Result(r)) => hub.answer(conn, &r.id, Ok(r.value)),
+        Ok(ExtensionFrame::Error(e)) => hub.answer(conn, &e.id, Err(e.error)),
+        Ok(ExtensionFrame::Progress(p)) => hub.progress(conn, &p.id, p.stage),
+        Ok(ExtensionFrame::Pong(p)) => tracing::trace!("ext-{conn}: pong {}", p.seq),
+        Ok(ExtensionFrame::Hello(_)) => tracing::warn!("ext-{conn} sent a second hello: ignored"),
+        Err(e) => {
+            tracing::warn!("ext-{conn} sent a frame that does not decode ({e}): {}", preview(text));
+            if let Some(id) = e.call_id() {
+                let message = format!("the extension sent a broken frame about this call: {e}");
+                hub.protocol_error(conn, &id.to_owned(), message);
+            }
+        }
+    }
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    // A close reason is limited to 123 bytes; cut on a character boundary.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(&reason[..end]) }))
+}
+
+fn preview(text: &str) -> String {
+    if text.len() <= LOG_PREVIEW {
+        return text.to_owned();
+    }
+    let mut end = LOG_PREVIEW;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}

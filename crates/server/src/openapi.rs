@@ -1,0 +1,172 @@
+//! The OpenAPI 3 description of the client API, served at `GET /v1/openapi.json`.
+//!
+//! Written by hand next to the routes; a test checks that its paths and methods are
+//! exactly those of [`crate::routes`], in both directions.
+
+use any_protocol::ErrorCode;
+use serde_json::{Value, json};
+
+/// The OpenAPI 3.0 document.
+pub fn document() -> Value {
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    let failure = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallFailure"}}}
+        })
+    };
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "any",
+            "version": crate::VERSION,
+            "description": "Automate the user's real browser: a call names a page and a method \
+                that a userscript defined on globalThis.__any__; the browser extension runs it \
+                in a tab and the result comes back. Every failure answers with CallFailure and \
+                the HTTP status of its code."
+        },
+        "servers": [{"url": "http://127.0.0.1:8765"}],
+        "paths": {
+            "/v1/health": {"get": {
+                "summary": "Is the server up, and how many extensions are connected",
+                "operationId": "health",
+                "responses": {"200": {"description": "The server is up",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}
+            }},
+            "/v1/status": {"get": {
+                "summary": "Connected extensions and calls in flight",
+                "operationId": "status",
+                "responses": {"200": {"description": "The server's state",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}
+            }},
+            "/v1/call": {"post": {
+                "summary": "Run globalThis.__any__[method](params) in a tab at page",
+                "description": "Waits up to the server's --connect-wait (default 5 s) for an extension \
+                    (with the requested label, if any), then for the answer up to timeout_ms. \
+                    Without a browser label the call goes to the most recently connected extension.",
+                "operationId": "call",
+                "requestBody": {"required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallRequest"}}}},
+                "responses": {
+                    "200": {"description": "The method's result",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallSuccess"}}}},
+                    "400": failure("bad_request: the body is malformed or invalid"),
+                    "404": failure("method_not_found: globalThis.__any__[method] never appeared"),
+                    "413": failure("too_large: the body or result exceeds 64 MiB"),
+                    "422": failure("page_error (the method threw) or not_serializable"),
+                    "502": failure("navigation_failed, tab_closed, extension_disconnected or protocol_error"),
+                    "503": failure("no_extension: no (matching) extension connected within the wait"),
+                    "504": failure("timeout: the message says which stage the call reached")
+                }
+            }},
+            "/v1/shutdown": {"post": {
+                "summary": "Stop the server gracefully (used by `any stop`)",
+                "description": "Extension sockets are closed and calls in flight fail.",
+                "operationId": "shutdown",
+                "responses": {"200": {"description": "The server is stopping",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ShutdownAck"}}}}}
+            }},
+            "/v1/openapi.json": {"get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {"200": {"description": "OpenAPI 3 document",
+                    "content": {"application/json": {"schema": {"type": "object"}}}}}
+            }},
+            "/v1/extension": {"get": {
+                "summary": "The browser extension's WebSocket (not for clients)",
+                "description": "Upgrade to a WebSocket speaking the any extension protocol v1: \
+                    JSON text frames {\"v\":1,\"type\":...}; hello → welcome|reject; call/cancel/ping \
+                    from the server; progress/result/error/pong from the extension.",
+                "operationId": "extensionSocket",
+                "responses": {
+                    "101": {"description": "Switching to the WebSocket protocol"},
+                    "400": failure("not a WebSocket upgrade request")
+                }
+            }}
+        },
+        "components": {"schemas": {
+            "CallRequest": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["page", "method"],
+                "properties": {
+                    "page": {"type": "string", "description": "Absolute http(s):// or file:// URL"},
+                    "method": {"type": "string", "description": "Function name on globalThis.__any__"},
+                    "params": {"description": "Any JSON; {} when absent or null"},
+                    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": crate::api::MAX_TIMEOUT_MS,
+                        "default": any_protocol::api::DEFAULT_TIMEOUT_MS},
+                    "browser": {"type": "string", "description": "Route to the extension with this label"},
+                    "tab": {"type": "string", "enum": ["reuse", "new"], "default": "reuse"}
+                }
+            },
+            "CallSuccess": {
+                "type": "object",
+                "required": ["v", "id", "result"],
+                "properties": {"v": {"type": "integer", "enum": [1]}, "id": {"type": "string"}, "result": {}}
+            },
+            "CallFailure": {
+                "type": "object",
+                "required": ["v", "error"],
+                "properties": {
+                    "v": {"type": "integer", "enum": [1]},
+                    "id": {"type": "string", "description": "Absent when the request never became a call"},
+                    "error": {"$ref": "#/components/schemas/ErrorBody"}
+                }
+            },
+            "ErrorBody": {
+                "type": "object",
+                "required": ["code", "name", "message"],
+                "properties": {
+                    "code": {"type": "string", "enum": codes},
+                    "name": {"type": "string", "description": "The page's error name for page_error"},
+                    "message": {"type": "string"},
+                    "stack": {"type": "string"},
+                    "stage": {"$ref": "#/components/schemas/Stage"}
+                }
+            },
+            "Stage": {"type": "string", "enum": ["queued", "dispatched", "tab_opened", "navigating",
+                "page_loaded", "method_found", "method_called"]},
+            "Health": {
+                "type": "object",
+                "required": ["ok", "version", "extensions"],
+                "properties": {"ok": {"type": "boolean"}, "version": {"type": "string"},
+                    "extensions": {"type": "integer"}}
+            },
+            "Status": {
+                "type": "object",
+                "required": ["version", "listen", "pid", "extensions", "calls"],
+                "properties": {
+                    "version": {"type": "string"},
+                    "listen": {"type": "string"},
+                    "pid": {"type": "integer"},
+                    "extensions": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["conn", "label", "browser", "extension_version", "connected_since", "calls_in_flight"],
+                        "properties": {
+                            "conn": {"type": "string"}, "label": {"type": "string"},
+                            "browser": {"type": "object", "properties": {
+                                "name": {"type": "string"}, "version": {"type": "string"}}},
+                            "extension_version": {"type": "string"},
+                            "connected_since": {"type": "number", "description": "Unix seconds"},
+                            "calls_in_flight": {"type": "integer"}
+                        }
+                    }},
+                    "calls": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["id", "page", "method", "stage", "age_s"],
+                        "properties": {
+                            "id": {"type": "string"}, "page": {"type": "string"}, "method": {"type": "string"},
+                            "stage": {"$ref": "#/components/schemas/Stage"}, "conn": {"type": "string"},
+                            "age_s": {"type": "number"}
+                        }
+                    }}
+                }
+            },
+            "ShutdownAck": {
+                "type": "object",
+                "required": ["ok", "pid"],
+                "properties": {"ok": {"type": "boolean"}, "pid": {"type": "integer"}}
+            }
+        }}
+    })
+}
