@@ -2,19 +2,20 @@
 
 Runs in the caller's process. The server it starts is detached: a session of its own
 (a Ctrl-C in the caller's terminal does not reach it), stdin from /dev/null, stdout and
-stderr appended to a log file in the temporary directory. So it outlives the script,
-and the next script finds it running. `start` is safe to race: whoever starts second
+stderr appended to the same log file `any call` uses when it starts a server
+(`~/.local/share/any/server-<port>.log`). So it outlives the script, and the next
+script finds it running. `start` is safe to race: whoever starts second
 finds the first one's server healthy (or its own `any serve` exits on the taken port
 while the first one answers).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Union
@@ -36,17 +37,25 @@ HOW_TO_INSTALL = (
     "on PATH or pass binary='/path/to/target/release/any'"
 )
 
+# Popen arguments that detach the server from the caller's session.
+_DETACHED: dict[str, Any]
 if sys.platform == "win32":
-    _DETACHED: dict[str, Any] = {
+    _DETACHED = {
         "creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
     }
 else:
     _DETACHED = {"start_new_session": True}
 
 
+_log = logging.getLogger(__name__)
+
+
 def log_path(port: int) -> Path:
-    """Where an autostarted server on `port` writes its log."""
-    return Path(tempfile.gettempdir()) / f"any-serve-{port}.log"
+    """Where an autostarted server on `port` writes its log: `any call`'s choice too
+    (`$XDG_DATA_HOME/any`, else `~/.local/share/any`)."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    data = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return data / "any" / f"server-{port}.log"
 
 
 def start(host: str, port: int, binary: BinaryPath | None) -> None:
@@ -58,8 +67,11 @@ def start(host: str, port: int, binary: BinaryPath | None) -> None:
         return
     exe = find_binary(binary, host, port)
     log = log_path(port)
+    log.parent.mkdir(parents=True, exist_ok=True)
     command = [exe, "serve", "--host", host, "--port", str(port)]
     with open(log, "ab") as out:
+        out.write(f"--- any_browser (Python) is starting `{' '.join(command)}` ---\n".encode())
+        out.flush()
         server = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -68,6 +80,7 @@ def start(host: str, port: int, binary: BinaryPath | None) -> None:
             close_fds=True,
             **_DETACHED,
         )
+    _log.info("started `%s` (pid %d); log: %s", " ".join(command), server.pid, log)
     deadline = time.monotonic() + START_WAIT_S
     while not healthy(host, port):
         code = server.poll()
