@@ -4,9 +4,9 @@ Runs in the caller's process. The server it starts is detached: a session of its
 (a Ctrl-C in the caller's terminal does not reach it), stdin from /dev/null, stdout and
 stderr appended to the same log file `any call` uses when it starts a server
 (`~/.local/share/any/server-<port>.log`). So it outlives the script, and the next
-script finds it running. `start` is safe to race: whoever starts second
-finds the first one's server healthy (or its own `any serve` exits on the taken port
-while the first one answers).
+script finds it running. `start` is safe to race: whoever starts second finds the first
+one's server healthy (or its own `any serve` exits on the taken port while the first
+one answers).
 """
 
 from __future__ import annotations
