@@ -1,11 +1,12 @@
 """End to end with the real extension: `examples/run.py`, the user's original scenario,
 prints the title and URL of a local page whose `pageInfo` comes from the brief's
 userscript, through the real server and `any browser --headless` with the built
-extension.
+extension; and how it reports a failed call.
 
 Runs `any browser` (and so Chromium) and a loopback page server from the pytest
 process; all are stopped at the end, and any Chromium still holding the test's profile
-is killed. Skipped only when the extension is not built (`./build.sh build`).
+is killed. The browser test is skipped only when the extension is not built
+(`./build.sh build`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from client_support import ANY, REPO, SRC, StartServer, stop
+from client_support import ANY, REPO, SRC, Server, StartServer, stop
 
 from any_browser import Client
 
@@ -31,7 +32,7 @@ PAGES = Path(__file__).resolve().parent / "pages"
 # How long the extension may take to connect to the server once Chromium starts.
 CONNECT_WAIT_S = 30.0
 
-pytestmark = pytest.mark.skipif(
+needs_extension = pytest.mark.skipif(
     not (EXTENSION / "manifest.json").is_file(),
     reason=f"the extension is not built ({EXTENSION} has no manifest.json): ./build.sh build",
 )
@@ -94,17 +95,30 @@ def kill_chromium_of(profile: Path) -> None:
             pass
 
 
-def test_run_py_prints_the_page_title_and_url(browser_port: int, page_base: str) -> None:
-    page = f"{page_base}/run-example.html"
-    run = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "run.py"), page, "--port", str(browser_port)],
+def run_py(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "examples" / "run.py"), *args],
         env={**os.environ, "PYTHONPATH": str(SRC)},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@needs_extension
+def test_run_py_prints_the_page_title_and_url(browser_port: int, page_base: str) -> None:
+    page = f"{page_base}/run-example.html"
+    run = run_py(page, "--port", str(browser_port))
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
         "title: Example Domain (local)",
         f"url:   {page}",
     ]
+
+
+def test_run_py_reports_a_failed_call(server: Server) -> None:
+    # The fake extension defines no pageInfo.
+    run = run_py("http://127.0.0.1:9/", "--port", str(server.port))
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.startswith("run.py: MethodNotFound: ")
