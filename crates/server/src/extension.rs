@@ -17,6 +17,7 @@ use any_protocol::{
     DecodeError, ExtensionFrame, Hello, Ping, Reject, ServerFrame, VERSION, Welcome, decode, encode,
 };
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -24,16 +25,26 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::calls::{ConnId, Hub, Outbound};
-use crate::{AppState, BODY_LIMIT, Config};
+use crate::{AppState, BODY_LIMIT, Config, Error};
 
 /// How much of a broken frame is quoted in the log.
 const LOG_PREVIEW: usize = 300;
 
 /// `GET /v1/extension` with an upgrade: hands the socket to [`connection`].
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(BODY_LIMIT + 64 * 1024)
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Error> {
+    let ws = ws.map_err(|rejection| {
+        Error::BadRequest(format!(
+            "/v1/extension is the browser extension's WebSocket, not an HTTP endpoint: {}",
+            rejection.body_text()
+        ))
+    })?;
+    Ok(ws
+        .max_message_size(BODY_LIMIT + 64 * 1024)
         .on_failed_upgrade(|e| tracing::warn!("an extension socket failed to upgrade: {e}"))
-        .on_upgrade(move |socket| connection(socket, state))
+        .on_upgrade(move |socket| connection(socket, state)))
 }
 
 /// Runs one extension connection from `hello` to close.
