@@ -148,7 +148,17 @@ def test_twenty_parallel_calls_across_five_pages(shared, pages):
 @pytest.mark.skipif(not LANE_HELPER.exists(), reason="clients/userscript/any-lane.js not there yet")
 def test_method_served_only_through_the_post_message_lane(shared, pages):
     result = shared.call(f"{pages}/lane.html", "laneEcho", {"x": [1, 2]})
-    assert result == {"echo": {"x": [1, 2]}, "servedBy": "lane"}
+    assert result == {"echo": {"x": [1, 2]}, "servedBy": "lane", "onMainWorldApi": False}
+
+
+@pytest.mark.skipif(not LANE_HELPER.exists(), reason="clients/userscript/any-lane.js not there yet")
+def test_post_message_lane_errors(shared, pages):
+    status, error = shared.fail(f"{pages}/lane.html", "laneThrows")
+    assert (status, error["code"], error["name"]) == (422, "page_error", "SyntaxError")
+    assert error["message"] == "thrown on the lane"
+    status, error = shared.fail(f"{pages}/lane.html", "laneReturnsFunction")
+    assert (status, error["code"]) == (422, "not_serializable")
+    assert "$.list[0]" in error["message"], error
 
 
 # ---------------------------------------------------------------- starting and reconnecting

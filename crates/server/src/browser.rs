@@ -55,8 +55,8 @@ pub struct BrowserArgs {
     pub extension: Option<PathBuf>,
     /// The label this browser's extension reports, used to route calls
     /// (`any call --browser LABEL`). Default: none.
-    #[arg(long, value_name = "L", default_value = "")]
-    pub label: String,
+    #[arg(long, value_name = "L")]
+    pub label: Option<String>,
 }
 
 /// Runs `any browser` against the server on `port`; returns when the browser exits.
@@ -75,7 +75,8 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
     refuse_profile_in_use(&profile)?;
 
     let server = format!("ws://127.0.0.1:{port}/v1/extension");
-    let loaded = install_extension(&extension, &profile, &server, &args.label)?;
+    let label = args.label.unwrap_or_default();
+    let loaded = install_extension(&extension, &profile, &server, &label)?;
 
     // Chromium is chatty on stderr (D-Bus, GPU, ...): keep its output out of the terminal
     // but findable.
@@ -101,10 +102,10 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
         extension.display(),
         profile.display(),
         log_path.display(),
-        if args.label.is_empty() {
+        if label.is_empty() {
             String::new()
         } else {
-            format!(", label {:?}", args.label)
+            format!(", label {label:?}")
         },
     );
 

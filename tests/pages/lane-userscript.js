@@ -1,0 +1,14 @@
+// Stands in for a userscript that cannot reach the page's MAIN world: it serves its
+// methods through anyLane (the postMessage lane) only. Runs in the page's MAIN world here
+// (a test page cannot create a sandboxed world), but leaves globalThis.__any__ alone.
+anyLane.serve({
+  laneEcho: async (params) => ({
+    echo: params,
+    servedBy: "lane",
+    onMainWorldApi: typeof globalThis.__any__ === "object" && globalThis.__any__ !== null,
+  }),
+  laneThrows: async () => {
+    throw new SyntaxError("thrown on the lane");
+  },
+  laneReturnsFunction: async () => ({ list: [() => 1] }),
+});
