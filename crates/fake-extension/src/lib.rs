@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use any_protocol::{
-    BrowserInfo, Call, CallError, CallResult, ErrorBody, ErrorCode, ExtensionFrame, Hello, Pong, Progress,
-    ServerFrame, Stage, VERSION, decode, encode,
+    BrowserInfo, Call, CallError, CallResult, ErrorBody, ErrorCode, ExtensionFrame, Hello, Pong,
+    Progress, ServerFrame, Stage, VERSION, decode, encode,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -55,7 +55,11 @@ pub struct Options {
 impl Options {
     /// The extension socket of a server on `127.0.0.1:port`.
     pub fn port(port: u16) -> Self {
-        Options { url: format!("ws://127.0.0.1:{port}/v1/extension"), label: String::new(), transcript: None }
+        Options {
+            url: format!("ws://127.0.0.1:{port}/v1/extension"),
+            label: String::new(),
+            transcript: None,
+        }
     }
 
     pub fn label(mut self, label: &str) -> Self {
@@ -121,16 +125,24 @@ impl Transcript {
         let file = match path {
             None => None,
             Some(path) => {
-                let file = File::create(path)
-                    .map_err(|e| Error::Transcript { path: path.clone(), reason: e.to_string() })?;
+                let file = File::create(path).map_err(|e| Error::Transcript {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
                 Some(Arc::new(Mutex::new(BufWriter::new(file))))
             }
         };
-        Ok(Transcript { entries: Arc::default(), file })
+        Ok(Transcript {
+            entries: Arc::default(),
+            file,
+        })
     }
 
     fn record(&self, dir: Direction, text: &str) {
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let frame = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
         let entry = Entry { t, dir, frame };
         if let Some(file) = &self.file {
@@ -144,22 +156,34 @@ impl Transcript {
                 eprintln!("fake-extension: could not write the transcript: {e}");
             }
         }
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry);
     }
 
     /// A copy of every entry so far.
     pub fn entries(&self) -> Vec<Entry> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The entries about call `id`, in order.
     pub fn for_call(&self, id: &str) -> Vec<Entry> {
-        self.entries().into_iter().filter(|e| e.id() == Some(id)).collect()
+        self.entries()
+            .into_iter()
+            .filter(|e| e.id() == Some(id))
+            .collect()
     }
 
     /// How many frames of type `ty` went in direction `dir` about call `id`.
     pub fn count(&self, id: &str, dir: Direction, ty: &str) -> usize {
-        self.for_call(id).iter().filter(|e| e.dir == dir && e.ty() == Some(ty)).count()
+        self.for_call(id)
+            .iter()
+            .filter(|e| e.dir == dir && e.ty() == Some(ty))
+            .count()
     }
 }
 
@@ -183,7 +207,10 @@ impl FakeExtension {
         let hello = Hello {
             protocol: VERSION,
             extension_version: env!("CARGO_PKG_VERSION").to_owned(),
-            browser: BrowserInfo { name: BROWSER_NAME.to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() },
+            browser: BrowserInfo {
+                name: BROWSER_NAME.to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
             label: options.label.clone(),
             capabilities: Vec::new(),
         };
@@ -194,9 +221,13 @@ impl FakeExtension {
     /// (e.g. a wrong version); `Err(Rejected)` if the server sends `reject`.
     pub async fn connect_with_hello(options: Options, hello: &str) -> Result<Self, Error> {
         let transcript = Transcript::new(options.transcript.as_ref())?;
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(options.url.as_str(), None, true)
-            .await
-            .map_err(|e| Error::Connect { url: options.url.clone(), reason: e.to_string() })?;
+        let (socket, _) =
+            tokio_tungstenite::connect_async_with_config(options.url.as_str(), None, true)
+                .await
+                .map_err(|e| Error::Connect {
+                    url: options.url.clone(),
+                    reason: e.to_string(),
+                })?;
         let (mut sink, mut stream) = socket.split();
         transcript.record(Direction::Out, hello);
         sink.send(Message::text(hello))
@@ -209,7 +240,9 @@ impl FakeExtension {
             let text = match message {
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(Error::Handshake(format!("the server closed the socket: {frame:?}")));
+                    return Err(Error::Handshake(format!(
+                        "the server closed the socket: {frame:?}"
+                    )));
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(Error::Handshake(e.to_string())),
@@ -219,7 +252,9 @@ impl FakeExtension {
             match decode::<ServerFrame>(&text) {
                 Ok(ServerFrame::Welcome(_)) => break,
                 Ok(ServerFrame::Reject(r)) => return Err(Error::Rejected(r.reason)),
-                Ok(other) => return Err(Error::Handshake(format!("expected welcome, got {other:?}"))),
+                Ok(other) => {
+                    return Err(Error::Handshake(format!("expected welcome, got {other:?}")));
+                }
                 Err(e) => return Err(Error::Handshake(e.to_string())),
             }
         }
@@ -256,14 +291,22 @@ impl FakeExtension {
                     reader_transcript.record(Direction::In, &text);
                     match decode::<ServerFrame>(&text) {
                         Ok(ServerFrame::Ping(p)) => {
-                            let _ = answers.send(Out::Text(encode(&ExtensionFrame::Pong(Pong { seq: p.seq }))));
+                            let _ = answers.send(Out::Text(encode(&ExtensionFrame::Pong(Pong {
+                                seq: p.seq,
+                            }))));
                         }
                         Ok(ServerFrame::Call(call)) => {
                             tokio::spawn(behave(call, answers.clone()));
                         }
                         // Recorded above; the fake keeps going (that is what `late` tests).
-                        Ok(ServerFrame::Cancel(_) | ServerFrame::Welcome(_) | ServerFrame::Reject(_)) => {}
-                        Err(e) => eprintln!("fake-extension: undecodable frame from the server: {e}"),
+                        Ok(
+                            ServerFrame::Cancel(_)
+                            | ServerFrame::Welcome(_)
+                            | ServerFrame::Reject(_),
+                        ) => {}
+                        Err(e) => {
+                            eprintln!("fake-extension: undecodable frame from the server: {e}")
+                        }
                     }
                 }
             };
@@ -273,7 +316,12 @@ impl FakeExtension {
             }
             let _ = closed_tx.send(true);
         });
-        Ok(FakeExtension { transcript, out, closed, task })
+        Ok(FakeExtension {
+            transcript,
+            out,
+            closed,
+            task,
+        })
     }
 
     /// The record of every frame in and out.
@@ -307,7 +355,8 @@ impl FakeExtension {
 /// Answers one call according to its method name (the table in the crate docs).
 async fn behave(call: Call, out: mpsc::UnboundedSender<Out>) {
     let params: Value = serde_json::from_str(call.params.get()).unwrap_or(Value::Null);
-    let ms = |key: &str| Duration::from_millis(params.get(key).and_then(Value::as_u64).unwrap_or(0));
+    let ms =
+        |key: &str| Duration::from_millis(params.get(key).and_then(Value::as_u64).unwrap_or(0));
     let text = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
     let id = call.id.clone();
     let send = |frame: ExtensionFrame| {
@@ -316,7 +365,10 @@ async fn behave(call: Call, out: mpsc::UnboundedSender<Out>) {
     let result = |value: &str| {
         let value = serde_json::value::RawValue::from_string(value.to_owned())
             .unwrap_or_else(|_| unreachable!("the fake only sends JSON it made"));
-        ExtensionFrame::Result(CallResult { id: id.clone(), value })
+        ExtensionFrame::Result(CallResult {
+            id: id.clone(),
+            value,
+        })
     };
     match call.method.as_str() {
         "echo" => send(result(call.params.get())),
@@ -327,9 +379,21 @@ async fn behave(call: Call, out: mpsc::UnboundedSender<Out>) {
         "throw" => {
             let name = text("name").unwrap_or_else(|| "Error".to_owned());
             let message = text("message").unwrap_or_default();
-            let stack = format!("{name}: {message}\n    at {} ({}:1:1)", call.method, call.page);
-            let error = ErrorBody { code: ErrorCode::PageError, name, message, stack: Some(stack), stage: Some(Stage::MethodCalled) };
-            send(ExtensionFrame::Error(CallError { id: id.clone(), error }));
+            let stack = format!(
+                "{name}: {message}\n    at {} ({}:1:1)",
+                call.method, call.page
+            );
+            let error = ErrorBody {
+                code: ErrorCode::PageError,
+                name,
+                message,
+                stack: Some(stack),
+                stage: Some(Stage::MethodCalled),
+            };
+            send(ExtensionFrame::Error(CallError {
+                id: id.clone(),
+                error,
+            }));
         }
         "fail" => {
             // Sent verbatim: a code outside the protocol's set makes a broken frame on purpose.
@@ -349,8 +413,16 @@ async fn behave(call: Call, out: mpsc::UnboundedSender<Out>) {
             let _ = out.send(Out::Close);
         }
         "progress" => {
-            for stage in [Stage::TabOpened, Stage::PageLoaded, Stage::MethodFound, Stage::MethodCalled] {
-                send(ExtensionFrame::Progress(Progress { id: id.clone(), stage }));
+            for stage in [
+                Stage::TabOpened,
+                Stage::PageLoaded,
+                Stage::MethodFound,
+                Stage::MethodCalled,
+            ] {
+                send(ExtensionFrame::Progress(Progress {
+                    id: id.clone(),
+                    stage,
+                }));
             }
             send(result(call.params.get()));
         }
@@ -360,9 +432,15 @@ async fn behave(call: Call, out: mpsc::UnboundedSender<Out>) {
             send(result(&big));
         }
         other => {
-            let message = format!("globalThis.__any__.{other} does not exist on {} (fake extension)", call.page);
+            let message = format!(
+                "globalThis.__any__.{other} does not exist on {} (fake extension)",
+                call.page
+            );
             let error = ErrorBody::new(ErrorCode::MethodNotFound, message).at(Stage::PageLoaded);
-            send(ExtensionFrame::Error(CallError { id: id.clone(), error }));
+            send(ExtensionFrame::Error(CallError {
+                id: id.clone(),
+                error,
+            }));
         }
     }
 }

@@ -43,7 +43,8 @@ async fn main() -> ExitCode {
         label: args.label,
         transcript: args.transcript,
     };
-    let patience = Duration::try_from_secs_f64(args.connect_timeout).unwrap_or(Duration::from_secs(5));
+    let patience =
+        Duration::try_from_secs_f64(args.connect_timeout).unwrap_or(Duration::from_secs(5));
     let started = Instant::now();
     let fake = loop {
         match FakeExtension::connect(options.clone()).await {

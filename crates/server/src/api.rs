@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use any_protocol::VERSION;
 use any_protocol::api::{CallRequest, CallSuccess, DEFAULT_TIMEOUT_MS, Health, Status};
-use any_protocol::{Json as RawJson, VERSION};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -29,9 +29,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let is_json = content_type.is_some_and(|ct| {
-            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             essence == "application/json" || essence.ends_with("+json")
         });
         if !is_json {
@@ -49,7 +57,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::TooLarge(too_large_message(declared))
             } else {
-                Error::BadRequest(format!("could not read the request body: {}", rejection.body_text()))
+                Error::BadRequest(format!(
+                    "could not read the request body: {}",
+                    rejection.body_text()
+                ))
             }
         })?;
         serde_json::from_slice(&bytes)
@@ -60,14 +71,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 fn too_large_message(declared: Option<u64>) -> String {
     match declared {
-        Some(n) => format!("the request body is {n} bytes; the limit is {BODY_LIMIT} bytes (64 MiB)"),
+        Some(n) => {
+            format!("the request body is {n} bytes; the limit is {BODY_LIMIT} bytes (64 MiB)")
+        }
         None => format!("the request body exceeds the limit of {BODY_LIMIT} bytes (64 MiB)"),
     }
 }
 
 /// `GET /v1/health`.
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health { ok: true, version: crate::VERSION.to_owned(), extensions: state.hub.extension_count() })
+    Json(Health {
+        ok: true,
+        version: crate::VERSION.to_owned(),
+        extensions: state.hub.extension_count(),
+    })
 }
 
 /// `GET /v1/status`.
@@ -83,14 +100,25 @@ pub async fn call(
     let new = validate(request)?;
     let (id, outcome) = state.hub.call(new).await;
     match outcome {
-        Ok(result) => Ok(Json(CallSuccess { v: VERSION, id, result })),
+        Ok(result) => Ok(Json(CallSuccess {
+            v: VERSION,
+            id,
+            result,
+        })),
         Err(body) => Err(Error::Call { id, body }),
     }
 }
 
 /// Checks a call request and converts it into the task table's terms.
 fn validate(request: CallRequest) -> Result<NewCall, Error> {
-    let CallRequest { page, method, params, timeout_ms, browser, tab } = request;
+    let CallRequest {
+        page,
+        method,
+        params,
+        timeout_ms,
+        browser,
+        tab,
+    } = request;
     let scheme_ok = ["http://", "https://", "file://"]
         .iter()
         .any(|s| page.len() > s.len() && page[..s.len()].eq_ignore_ascii_case(s));
@@ -112,7 +140,7 @@ fn validate(request: CallRequest) -> Result<NewCall, Error> {
     }
     let params = match params {
         Some(p) if p.get() != "null" => p,
-        _ => empty_object(),
+        _ => crate::calls::empty_params(),
     };
     Ok(NewCall {
         page,
@@ -122,10 +150,6 @@ fn validate(request: CallRequest) -> Result<NewCall, Error> {
         browser: browser.filter(|b| !b.is_empty()),
         tab: tab.unwrap_or_default(),
     })
-}
-
-fn empty_object() -> RawJson {
-    serde_json::value::RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
 }
 
 /// The answer of `POST /v1/shutdown`.
@@ -140,7 +164,10 @@ pub struct ShutdownAck {
 pub async fn shutdown(State(state): State<AppState>) -> Json<ShutdownAck> {
     tracing::info!("shutdown requested over HTTP");
     state.shutdown.send_replace(true);
-    Json(ShutdownAck { ok: true, pid: std::process::id() })
+    Json(ShutdownAck {
+        ok: true,
+        pid: std::process::id(),
+    })
 }
 
 /// `GET /v1/openapi.json`.
@@ -152,12 +179,18 @@ pub async fn openapi() -> Json<serde_json::Value> {
 pub async fn no_route(method: Method, uri: Uri) -> Error {
     let known = crate::routes().into_iter().any(|r| r.path == uri.path());
     let (status, what) = if known {
-        (StatusCode::METHOD_NOT_ALLOWED, "this method is not allowed on")
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this method is not allowed on",
+        )
     } else {
         (StatusCode::NOT_FOUND, "there is no endpoint")
     };
     Error::NoRoute {
         status,
-        message: format!("{what} {method} {}; the API is described at GET /v1/openapi.json", uri.path()),
+        message: format!(
+            "{what} {method} {}; the API is described at GET /v1/openapi.json",
+            uri.path()
+        ),
     }
 }

@@ -91,7 +91,10 @@ impl Extension {
         if self.hello.label.is_empty() {
             format!("{} ({} {})", self.name, b.name, b.version)
         } else {
-            format!("{} ({} {}, label {:?})", self.name, b.name, b.version, self.hello.label)
+            format!(
+                "{} ({} {}, label {:?})",
+                self.name, b.name, b.version, self.hello.label
+            )
         }
     }
 }
@@ -159,12 +162,19 @@ enum Dispatch {
 impl Hub {
     pub fn new(connect_wait: Duration, listen: SocketAddr) -> Self {
         let (connected, _) = watch::channel(0);
-        Hub { inner: Mutex::new(Inner::default()), connected, connect_wait, listen }
+        Hub {
+            inner: Mutex::new(Inner::default()),
+            connected,
+            connect_wait,
+            listen,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs one call to its terminal outcome: queue, wait for an extension, dispatch,
@@ -177,7 +187,10 @@ impl Hub {
         let deadline = accepted + new.timeout;
         let label = new.browser.clone();
         let (id, rx) = self.insert(new, accepted, deadline);
-        let guard = AbandonGuard { hub: self.clone(), id: Some(id.clone()) };
+        let guard = AbandonGuard {
+            hub: self.clone(),
+            id: Some(id.clone()),
+        };
         tracing::info!(call = %id, "queued");
 
         // Wait (bounded) for an extension that matches, then dispatch.
@@ -209,7 +222,10 @@ impl Hub {
             Err(_) => {
                 let stage = self.stage_of(&id).unwrap_or(Stage::Dispatched);
                 let body = self.timeout_body(body_ms(accepted, deadline), stage);
-                let reason = format!("the server's deadline of {} ms passed", body_ms(accepted, deadline));
+                let reason = format!(
+                    "the server's deadline of {} ms passed",
+                    body_ms(accepted, deadline)
+                );
                 self.finish(&id, Err(body), ServerReason::Cancel(reason));
                 // Whichever of the answer and the deadline removed the task won.
                 rx.await.unwrap_or_else(|_| Err(internal_lost(&id)))
@@ -219,7 +235,12 @@ impl Hub {
         (id, outcome)
     }
 
-    fn insert(&self, new: NewCall, accepted: Instant, deadline: Instant) -> (CallId, oneshot::Receiver<Outcome>) {
+    fn insert(
+        &self,
+        new: NewCall,
+        accepted: Instant,
+        deadline: Instant,
+    ) -> (CallId, oneshot::Receiver<Outcome>) {
         let (reply, rx) = oneshot::channel();
         let mut inner = self.lock();
         inner.next_call += 1;
@@ -242,7 +263,9 @@ impl Hub {
     fn try_dispatch(&self, id: &CallId, label: Option<&str>) -> Dispatch {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let Some(task) = inner.calls.get_mut(id) else { return Dispatch::Gone };
+        let Some(task) = inner.calls.get_mut(id) else {
+            return Dispatch::Gone;
+        };
         if task.state != TaskState::Queued {
             return Dispatch::Gone;
         }
@@ -251,21 +274,28 @@ impl Hub {
             .iter_mut()
             .rev()
             .find(|(_, ext)| label.is_none_or(|l| ext.hello.label == l));
-        let Some((&conn, ext)) = chosen else { return Dispatch::NoMatch };
+        let Some((&conn, ext)) = chosen else {
+            return Dispatch::NoMatch;
+        };
         let remaining = task.deadline.saturating_duration_since(Instant::now());
         let frame = ServerFrame::Call(Call {
             id: id.clone(),
             page: task.page.clone(),
             method: task.method.clone(),
             params: task.params.take().unwrap_or_else(empty_params),
-            timeout_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX).max(1),
+            timeout_ms: u64::try_from(remaining.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
             tab: task.tab,
         });
         if ext.tx.send(Outbound::Frame(encode(&frame))).is_err() {
             // The socket task has ended; its disconnect will remove the extension.
             let body = ErrorBody::new(
                 ErrorCode::ExtensionDisconnected,
-                format!("the extension {} disconnected as the call was sent to it", ext.describe()),
+                format!(
+                    "the extension {} disconnected as the call was sent to it",
+                    ext.describe()
+                ),
             )
             .at(Stage::Queued);
             drop(guard);
@@ -287,12 +317,17 @@ impl Hub {
     /// every call end exactly once.
     fn finish(&self, id: &CallId, outcome: Outcome, reason: ServerReason) -> bool {
         let mut inner = self.lock();
-        let Some(task) = inner.calls.remove(id) else { return false };
+        let Some(task) = inner.calls.remove(id) else {
+            return false;
+        };
         let conn = task.state.conn();
         if let Some(ext) = conn.and_then(|c| inner.extensions.get_mut(&c)) {
             ext.calls.remove(id);
             if let ServerReason::Cancel(why) = &reason {
-                let cancel = ServerFrame::Cancel(Cancel { id: id.clone(), reason: why.clone() });
+                let cancel = ServerFrame::Cancel(Cancel {
+                    id: id.clone(),
+                    reason: why.clone(),
+                });
                 let _ = ext.tx.send(Outbound::Frame(encode(&cancel)));
             }
         }
@@ -305,7 +340,9 @@ impl Hub {
         let elapsed_ms = task.accepted.elapsed().as_millis();
         match &outcome {
             Ok(_) => tracing::info!(call = %id, elapsed_ms, "completed"),
-            Err(e) => tracing::info!(call = %id, elapsed_ms, "failed with {} ({}): {}", e.code, e.name, e.message),
+            Err(e) => {
+                tracing::info!(call = %id, elapsed_ms, "failed with {} ({}): {}", e.code, e.name, e.message)
+            }
         }
         // The caller may have gone (dropped its receiver); the outcome is logged above.
         let _ = task.reply.send(outcome);
@@ -320,7 +357,13 @@ impl Hub {
         inner.next_conn += 1;
         let conn = inner.next_conn;
         let name = format!("ext-{conn}");
-        let ext = Extension { name: name.clone(), hello, since: SystemTime::now(), tx, calls: HashSet::new() };
+        let ext = Extension {
+            name: name.clone(),
+            hello,
+            since: SystemTime::now(),
+            tx,
+            calls: HashSet::new(),
+        };
         tracing::info!(
             "extension {} connected (extension {}, capabilities {:?})",
             ext.describe(),
@@ -328,7 +371,9 @@ impl Hub {
             ext.hello.capabilities
         );
         if inner.shutting_down {
-            let _ = ext.tx.send(Outbound::Close("the server is shutting down".into()));
+            let _ = ext
+                .tx
+                .send(Outbound::Close("the server is shutting down".into()));
         }
         inner.extensions.insert(conn, ext);
         drop(inner);
@@ -338,7 +383,9 @@ impl Hub {
 
     /// Forgets a disconnected extension and fails, at once, every call it was running.
     pub fn disconnect(&self, conn: ConnId, why: &str) {
-        let Some(ext) = self.lock().extensions.remove(&conn) else { return };
+        let Some(ext) = self.lock().extensions.remove(&conn) else {
+            return;
+        };
         let who = ext.describe();
         tracing::info!("extension {who} disconnected: {why}");
         for id in ext.calls {
@@ -360,8 +407,12 @@ impl Hub {
                 tracing::debug!(call = %id, "stage {stage}");
                 task.state = TaskState::Running { conn, stage };
             }
-            Some(_) => tracing::warn!(call = %id, "progress from ext-{conn}, which is not running this call: dropped"),
-            None => tracing::debug!(call = %id, "progress for a call that is not in flight: dropped"),
+            Some(_) => {
+                tracing::warn!(call = %id, "progress from ext-{conn}, which is not running this call: dropped")
+            }
+            None => {
+                tracing::debug!(call = %id, "progress for a call that is not in flight: dropped")
+            }
         }
     }
 
@@ -391,7 +442,9 @@ impl Hub {
                             call = %id,
                             "late {kind} from ext-{conn}: the call had already failed with {code}; dropped"
                         ),
-                        None => tracing::warn!(call = %id, "{kind} from ext-{conn} for an unknown call id: dropped"),
+                        None => {
+                            tracing::warn!(call = %id, "{kind} from ext-{conn} for an unknown call id: dropped")
+                        }
                     }
                     return;
                 }
@@ -410,7 +463,11 @@ impl Hub {
             }
         };
         let body = ErrorBody::new(ErrorCode::ProtocolError, message).at(stage);
-        self.finish(id, Err(body), ServerReason::Cancel("the extension sent a broken frame".into()));
+        self.finish(
+            id,
+            Err(body),
+            ServerReason::Cancel("the extension sent a broken frame".into()),
+        );
     }
 
     /// Closes every extension socket (failing their calls) and fails queued calls.
@@ -418,7 +475,9 @@ impl Hub {
         let mut inner = self.lock();
         inner.shutting_down = true;
         for ext in inner.extensions.values() {
-            let _ = ext.tx.send(Outbound::Close("the server is shutting down".into()));
+            let _ = ext
+                .tx
+                .send(Outbound::Close("the server is shutting down".into()));
         }
         drop(inner);
         // Wake queued calls so they fail now rather than at the end of the wait.
@@ -446,7 +505,11 @@ impl Hub {
                 label: ext.hello.label.clone(),
                 browser: ext.hello.browser.clone(),
                 extension_version: ext.hello.extension_version.clone(),
-                connected_since: ext.since.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+                connected_since: ext
+                    .since
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0),
                 calls_in_flight: ext.calls.len(),
             })
             .collect();
@@ -454,7 +517,11 @@ impl Hub {
             .calls
             .iter()
             .map(|(id, task)| {
-                let conn = task.state.conn().and_then(|c| inner.extensions.get(&c)).map(|e| e.name.clone());
+                let conn = task
+                    .state
+                    .conn()
+                    .and_then(|c| inner.extensions.get(&c))
+                    .map(|e| e.name.clone());
                 let status = CallStatus {
                     id: id.clone(),
                     page: task.page.clone(),
@@ -491,10 +558,16 @@ impl Hub {
                     self.listen.port()
                 ),
                 Some(label) => {
-                    let labels: Vec<String> =
-                        inner.extensions.values().map(|e| format!("{:?}", e.hello.label)).collect();
-                    let connected =
-                        if labels.is_empty() { "none".to_owned() } else { labels.join(", ") };
+                    let labels: Vec<String> = inner
+                        .extensions
+                        .values()
+                        .map(|e| format!("{:?}", e.hello.label))
+                        .collect();
+                    let connected = if labels.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        labels.join(", ")
+                    };
                     format!(
                         "no browser labelled {label:?} is connected to {} after waiting {wait} \
                          (connected labels: {connected}): set that label in the extension's \
@@ -512,7 +585,9 @@ impl Hub {
             Stage::Queued => format!(
                 "the call did not finish within {timeout_ms} ms; it was still queued, waiting for an extension"
             ),
-            stage => format!("the call did not finish within {timeout_ms} ms; it had reached stage {stage}"),
+            stage => format!(
+                "the call did not finish within {timeout_ms} ms; it had reached stage {stage}"
+            ),
         };
         ErrorBody::new(ErrorCode::Timeout, message).at(stage)
     }
@@ -547,7 +622,11 @@ impl Drop for AbandonGuard {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             let body = ErrorBody::new(ErrorCode::BadRequest, "the caller closed its connection");
-            self.hub.finish(&id, Err(body), ServerReason::Cancel("the caller went away".into()));
+            self.hub.finish(
+                &id,
+                Err(body),
+                ServerReason::Cancel("the caller went away".into()),
+            );
         }
     }
 }
@@ -558,15 +637,24 @@ fn body_ms(accepted: Instant, deadline: Instant) -> u128 {
 
 fn fmt_secs(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s.fract() == 0.0 { format!("{s:.0} s") } else { format!("{s} s") }
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s} s")
+    }
 }
 
-fn empty_params() -> Json {
-    serde_json::value::RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
+/// `{}`, the params of a call that gave none.
+pub(crate) fn empty_params() -> Json {
+    serde_json::value::RawValue::from_string("{}".to_owned())
+        .unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
 }
 
 /// The reply channel closed without an outcome: cannot happen while `finish` is the only
 /// way out of the table, but answer clearly rather than panic if it ever does.
 fn internal_lost(id: &CallId) -> ErrorBody {
-    ErrorBody::new(ErrorCode::ProtocolError, format!("the server lost track of call {id}; please report this"))
+    ErrorBody::new(
+        ErrorCode::ProtocolError,
+        format!("the server lost track of call {id}; please report this"),
+    )
 }

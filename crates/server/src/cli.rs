@@ -130,14 +130,19 @@ async fn serve(port: u16, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.verbose);
     let connect_wait = Duration::try_from_secs_f64(args.connect_wait)
         .context("--connect-wait must be a number of seconds, 0 or more")?;
-    let config = Config { connect_wait, ..Config::default() };
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), port)).await.with_context(|| {
-        format!(
-            "could not listen on {}:{port}; is another any server running there? \
+    let config = Config {
+        connect_wait,
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), port))
+        .await
+        .with_context(|| {
+            format!(
+                "could not listen on {}:{port}; is another any server running there? \
              (`any status --port {port}` tells)",
-            args.host
-        )
-    })?;
+                args.host
+            )
+        })?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(
         "any {} listening on http://{addr} (extensions connect to ws://{addr}/v1/extension; \
@@ -145,7 +150,9 @@ async fn serve(port: u16, args: ServeArgs) -> anyhow::Result<()> {
         any_server::VERSION,
         args.connect_wait
     );
-    any_server::serve(listener, config, stop_signal()).await.context("the server failed")?;
+    any_server::serve(listener, config, stop_signal())
+        .await
+        .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -155,10 +162,14 @@ async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C and `any stop` stop the server");
+                tracing::warn!(
+                    "cannot listen for SIGTERM ({e}); only Ctrl-C and `any stop` stop the server"
+                );
                 let _ = ctrl_c.await;
                 return;
             }
@@ -177,7 +188,11 @@ async fn stop_signal() {
 fn init_logging(verbose: bool) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
-    let ours = if verbose { LevelFilter::DEBUG } else { LevelFilter::INFO };
+    let ours = if verbose {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    };
     let filter = Targets::new()
         .with_target("any_server", ours)
         .with_target("any", ours)
@@ -212,7 +227,9 @@ async fn call(port: u16, args: CallArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(port)?;
     if args.no_autostart {
         if client.health().await?.is_none() {
-            anyhow::bail!("no any server answers on port {port} (start one with `any serve --port {port}`)");
+            anyhow::bail!(
+                "no any server answers on port {port} (start one with `any serve --port {port}`)"
+            );
         }
     } else {
         client.ensure_server().await?;
@@ -229,8 +246,15 @@ async fn call(port: u16, args: CallArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&failure)?);
             } else {
                 let e = &failure.error;
-                let id = failure.id.as_deref().map(|id| format!(" [{id}]")).unwrap_or_default();
-                eprintln!("any call failed{id}: {} ({}, HTTP {status}): {}", e.name, e.code, e.message);
+                let id = failure
+                    .id
+                    .as_deref()
+                    .map(|id| format!(" [{id}]"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "any call failed{id}: {} ({}, HTTP {status}): {}",
+                    e.name, e.code, e.message
+                );
                 if let Some(stack) = &e.stack {
                     eprintln!("{stack}");
                 }
@@ -250,7 +274,9 @@ pub fn exit_code(code: ErrorCode) -> u8 {
 async fn status(port: u16, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(port)?;
     let Some(status) = client.status().await? else {
-        eprintln!("no any server is running on port {port} (`any serve --port {port}` starts one; `any call` starts one itself)");
+        eprintln!(
+            "no any server is running on port {port} (`any serve --port {port}` starts one; `any call` starts one itself)"
+        );
         return Ok(ExitCode::from(EXIT_FAILURE));
     };
     if args.json {
@@ -263,8 +289,14 @@ async fn status(port: u16, args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// The readable table of `any status`.
 pub fn render_status(status: &Status) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let mut out = format!("any {} on {} (pid {})\n\n", status.version, status.listen, status.pid);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut out = format!(
+        "any {} on {} (pid {})\n\n",
+        status.version, status.listen, status.pid
+    );
     if status.extensions.is_empty() {
         out.push_str("Extensions: none connected (is a browser with the any extension running? `any browser` starts one)\n");
     } else {
@@ -280,7 +312,11 @@ pub fn render_status(status: &Status) -> String {
         for e in &status.extensions {
             rows.push(vec![
                 e.conn.clone(),
-                if e.label.is_empty() { "-".to_owned() } else { e.label.clone() },
+                if e.label.is_empty() {
+                    "-".to_owned()
+                } else {
+                    e.label.clone()
+                },
                 format!("{} {}", e.browser.name, e.browser.version),
                 e.extension_version.clone(),
                 format!("{} ago", fmt_age(now - e.connected_since)),
@@ -319,8 +355,9 @@ pub fn render_status(status: &Status) -> String {
 
 fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> =
-        (0..columns).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in rows {
         let mut line = String::from(" ");
@@ -364,5 +401,8 @@ async fn stop(port: u16) -> anyhow::Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::bail!("asked the any server on port {port} (pid {}) to stop, but it still answers after 10 s", ack.pid)
+    anyhow::bail!(
+        "asked the any server on port {port} (pid {}) to stop, but it still answers after 10 s",
+        ack.pid
+    )
 }

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use any_protocol::api::{CallFailure, CallRequest, CallSuccess, Health, Status};
-use anyhow::{Context, bail};
 use any_server::api::ShutdownAck;
+use anyhow::{Context, bail};
 
 /// How long `any call` waits for a server it started to answer `/v1/health`.
 pub const AUTOSTART_WAIT: Duration = Duration::from_secs(10);
@@ -40,7 +40,11 @@ impl Client {
             .connect_timeout(PROBE_TIMEOUT)
             .build()
             .context("could not create the HTTP client")?;
-        Ok(Client { http, base: format!("http://127.0.0.1:{port}"), port })
+        Ok(Client {
+            http,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        })
     }
 
     /// `GET /v1/health`; `Ok(None)` when nothing listens on the port.
@@ -98,7 +102,11 @@ impl Client {
 
     /// `POST /v1/call`. The server enforces the call's deadline; the client only guards
     /// against a server that never answers at all.
-    pub async fn call(&self, request: &CallRequest, patience: Duration) -> anyhow::Result<CallAnswer> {
+    pub async fn call(
+        &self,
+        request: &CallRequest,
+        patience: Duration,
+    ) -> anyhow::Result<CallAnswer> {
         let url = format!("{}/v1/call", self.base);
         let response = self
             .http
@@ -109,15 +117,22 @@ impl Client {
             .await
             .with_context(|| format!("POST {url}"))?;
         let status = response.status();
-        let body = response.bytes().await.with_context(|| format!("reading the answer of POST {url}"))?;
+        let body = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer of POST {url}"))?;
         if status.is_success() {
-            let success = serde_json::from_slice(&body).context("the server's answer is not a call result")?;
+            let success = serde_json::from_slice(&body)
+                .context("the server's answer is not a call result")?;
             Ok(CallAnswer::Success(success))
         } else {
             let failure = serde_json::from_slice(&body).with_context(|| {
                 format!("the server answered {status} with a body that is not an error object")
             })?;
-            Ok(CallAnswer::Failure { status: status.as_u16(), failure })
+            Ok(CallAnswer::Failure {
+                status: status.as_u16(),
+                failure,
+            })
         }
     }
 
@@ -129,8 +144,12 @@ impl Client {
             Err(e) if e.is_connect() => return Ok(None),
             Err(e) => return Err(e).context(format!("GET {url}")),
         };
-        let response = response.error_for_status().with_context(|| format!("GET {url}"))?;
-        Ok(Some(response.json().await.context("the server's status is not what this any expects")?))
+        let response = response
+            .error_for_status()
+            .with_context(|| format!("GET {url}"))?;
+        Ok(Some(response.json().await.context(
+            "the server's status is not what this any expects",
+        )?))
     }
 
     /// `POST /v1/shutdown`; `Ok(None)` when nothing listens on the port.
@@ -141,8 +160,12 @@ impl Client {
             Err(e) if e.is_connect() => return Ok(None),
             Err(e) => return Err(e).context(format!("POST {url}")),
         };
-        let response = response.error_for_status().with_context(|| format!("POST {url}"))?;
-        Ok(Some(response.json().await.context("the server's answer to shutdown is not what this any expects")?))
+        let response = response
+            .error_for_status()
+            .with_context(|| format!("POST {url}"))?;
+        Ok(Some(response.json().await.context(
+            "the server's answer to shutdown is not what this any expects",
+        )?))
     }
 }
 
@@ -153,7 +176,8 @@ pub fn data_dir() -> anyhow::Result<PathBuf> {
     {
         return Ok(xdg.join("any"));
     }
-    let home = std::env::var_os("HOME").context("cannot find the data directory: HOME is not set")?;
+    let home =
+        std::env::var_os("HOME").context("cannot find the data directory: HOME is not set")?;
     Ok(PathBuf::from(home).join(".local/share/any"))
 }
 
@@ -167,16 +191,23 @@ pub fn server_log_path(port: u16) -> anyhow::Result<PathBuf> {
 /// It outlives this process.
 fn spawn_server(port: u16, log_path: &Path) -> anyhow::Result<std::process::Child> {
     if let Some(dir) = log_path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
     }
     let mut log: File = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_path)
         .with_context(|| format!("could not open the server log {}", log_path.display()))?;
-    let _ = writeln!(log, "--- `any call` is starting `any serve --port {port}` ---");
-    let log_err = log.try_clone().context("could not duplicate the log file handle")?;
-    let exe = std::env::current_exe().context("cannot find the any executable to start the server")?;
+    let _ = writeln!(
+        log,
+        "--- `any call` is starting `any serve --port {port}` ---"
+    );
+    let log_err = log
+        .try_clone()
+        .context("could not duplicate the log file handle")?;
+    let exe =
+        std::env::current_exe().context("cannot find the any executable to start the server")?;
     let child = Command::new(&exe)
         .args(["serve", "--port", &port.to_string()])
         .stdin(Stdio::null())

@@ -30,7 +30,8 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::NoRoute { status, .. } => *status,
-            other => StatusCode::from_u16(other.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            other => StatusCode::from_u16(other.code().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 
@@ -47,8 +48,16 @@ impl Error {
     pub fn into_failure(self) -> CallFailure {
         let code = self.code();
         match self {
-            Error::Call { id, body } => CallFailure { v: VERSION, id: Some(id), error: body },
-            other => CallFailure { v: VERSION, id: None, error: ErrorBody::new(code, other.to_string()) },
+            Error::Call { id, body } => CallFailure {
+                v: VERSION,
+                id: Some(id),
+                error: body,
+            },
+            other => CallFailure {
+                v: VERSION,
+                id: None,
+                error: ErrorBody::new(code, other.to_string()),
+            },
         }
     }
 }

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use any_protocol::{
-    DecodeError, ExtensionFrame, Hello, Ping, Reject, ServerFrame, VERSION, Welcome, decode, encode,
+    DecodeError, ErrorBody, ErrorCode, ExtensionFrame, Hello, Ping, Reject, ServerFrame, VERSION,
+    Welcome, decode, encode,
 };
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -41,8 +42,11 @@ pub async fn upgrade(
             rejection.body_text()
         ))
     })?;
+    // Twice the limit, so that a result somewhat over it fails its call with `too_large`
+    // (checked in `handle_frame`) instead of killing the socket.
     Ok(ws
-        .max_message_size(BODY_LIMIT + 64 * 1024)
+        .max_message_size(2 * BODY_LIMIT)
+        .max_frame_size(2 * BODY_LIMIT)
         .on_failed_upgrade(|e| tracing::warn!("an extension socket failed to upgrade: {e}"))
         .on_upgrade(move |socket| connection(socket, state)))
 }
@@ -54,7 +58,9 @@ async fn connection(socket: WebSocket, state: AppState) {
         Ok(hello) => hello,
         Err(reason) => {
             tracing::warn!("refused an extension connection: {reason}");
-            let reject = encode(&ServerFrame::Reject(Reject { reason: reason.clone() }));
+            let reject = encode(&ServerFrame::Reject(Reject {
+                reason: reason.clone(),
+            }));
             let _ = sink.send(Message::Text(reject.into())).await;
             let _ = sink.send(close(close_code::POLICY, &reason)).await;
             return;
@@ -66,14 +72,28 @@ async fn connection(socket: WebSocket, state: AppState) {
         heartbeat_ms: u64::try_from(state.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
     });
     if let Err(e) = sink.send(Message::Text(encode(&welcome).into())).await {
-        state.hub.disconnect(conn, &format!("could not send welcome: {e}"));
+        state
+            .hub
+            .disconnect(conn, &format!("could not send welcome: {e}"));
         return;
     }
 
     let started = Instant::now();
     let last_heard = Arc::new(AtomicU64::new(0));
-    let mut send = tokio::spawn(send_loop(sink, outbound, state.config.clone(), started, last_heard.clone()));
-    let mut receive = tokio::spawn(receive_loop(stream, state.hub.clone(), conn, started, last_heard));
+    let mut send = tokio::spawn(send_loop(
+        sink,
+        outbound,
+        state.config.clone(),
+        started,
+        last_heard.clone(),
+    ));
+    let mut receive = tokio::spawn(receive_loop(
+        stream,
+        state.hub.clone(),
+        conn,
+        started,
+        last_heard,
+    ));
     let why = tokio::select! {
         why = &mut send => { receive.abort(); why }
         why = &mut receive => { send.abort(); why }
@@ -87,14 +107,23 @@ async fn connection(socket: WebSocket, state: AppState) {
 /// `Err` is the reason sent in `reject`.
 async fn handshake(stream: &mut SplitStream<WebSocket>, config: &Config) -> Result<Hello, String> {
     let text = loop {
-        let message = tokio::time::timeout(config.hello_wait, stream.next()).await.map_err(|_| {
-            format!("no hello within {} s of connecting", config.hello_wait.as_secs_f64())
-        })?;
+        let message = tokio::time::timeout(config.hello_wait, stream.next())
+            .await
+            .map_err(|_| {
+                format!(
+                    "no hello within {} s of connecting",
+                    config.hello_wait.as_secs_f64()
+                )
+            })?;
         match message {
             Some(Ok(Message::Text(text))) => break text,
-            Some(Ok(Message::Binary(_))) => return Err("frames must be JSON text, not binary".into()),
+            Some(Ok(Message::Binary(_))) => {
+                return Err("frames must be JSON text, not binary".into());
+            }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_))) | None => return Err("the socket closed before hello".into()),
+            Some(Ok(Message::Close(_))) | None => {
+                return Err("the socket closed before hello".into());
+            }
             Some(Err(e)) => return Err(format!("socket error before hello: {e}")),
         }
     };
@@ -120,7 +149,8 @@ async fn send_loop(
     started: Instant,
     last_heard: Arc<AtomicU64>,
 ) -> String {
-    let mut heartbeat = tokio::time::interval_at((Instant::now() + config.heartbeat).into(), config.heartbeat);
+    let mut heartbeat =
+        tokio::time::interval_at((Instant::now() + config.heartbeat).into(), config.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
     loop {
@@ -165,13 +195,18 @@ async fn receive_loop(
         let text = match message {
             Ok(Message::Text(text)) => text,
             Ok(Message::Binary(bytes)) => {
-                tracing::warn!("ext-{conn} sent a binary frame of {} bytes: dropped (frames are JSON text)", bytes.len());
+                tracing::warn!(
+                    "ext-{conn} sent a binary frame of {} bytes: dropped (frames are JSON text)",
+                    bytes.len()
+                );
                 continue;
             }
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             Ok(Message::Close(frame)) => {
                 return match frame {
-                    Some(f) if !f.reason.is_empty() => format!("closed by the extension: {}", f.reason),
+                    Some(f) if !f.reason.is_empty() => {
+                        format!("closed by the extension: {}", f.reason)
+                    }
                     _ => "closed by the extension".into(),
                 };
             }
@@ -185,13 +220,27 @@ async fn receive_loop(
 /// Acts on one text frame from a welcomed extension.
 fn handle_frame(hub: &Hub, conn: ConnId, text: &str) {
     match decode::<ExtensionFrame>(text) {
+        Ok(ExtensionFrame::Result(r)) if r.value.get().len() > BODY_LIMIT => {
+            let message = format!(
+                "the result is {} bytes; the limit is {BODY_LIMIT} bytes (64 MiB): return less from the method",
+                r.value.get().len()
+            );
+            hub.answer(
+                conn,
+                &r.id,
+                Err(ErrorBody::new(ErrorCode::TooLarge, message)),
+            );
+        }
         Ok(ExtensionFrame::Result(r)) => hub.answer(conn, &r.id, Ok(r.value)),
         Ok(ExtensionFrame::Error(e)) => hub.answer(conn, &e.id, Err(e.error)),
         Ok(ExtensionFrame::Progress(p)) => hub.progress(conn, &p.id, p.stage),
         Ok(ExtensionFrame::Pong(p)) => tracing::trace!("ext-{conn}: pong {}", p.seq),
         Ok(ExtensionFrame::Hello(_)) => tracing::warn!("ext-{conn} sent a second hello: ignored"),
         Err(e) => {
-            tracing::warn!("ext-{conn} sent a frame that does not decode ({e}): {}", preview(text));
+            tracing::warn!(
+                "ext-{conn} sent a frame that does not decode ({e}): {}",
+                preview(text)
+            );
             if let Some(id) = e.call_id() {
                 let message = format!("the extension sent a broken frame about this call: {e}");
                 hub.protocol_error(conn, &id.to_owned(), message);
@@ -206,7 +255,10 @@ fn close(code: u16, reason: &str) -> Message {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(&reason[..end]) }))
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(&reason[..end]),
+    }))
 }
 
 fn preview(text: &str) -> String {

@@ -101,7 +101,11 @@ pub struct Route {
 /// Every route the server answers, in the order of the OpenAPI document.
 pub fn routes() -> Vec<Route> {
     use axum::routing::{get, post};
-    let route = |method, path, handler| Route { method, path, handler };
+    let route = |method, path, handler| Route {
+        method,
+        path,
+        handler,
+    };
     vec![
         route("get", "/v1/health", get(api::health)),
         route("get", "/v1/status", get(api::status)),

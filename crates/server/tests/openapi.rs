@@ -11,7 +11,10 @@ async fn the_openapi_document_lists_exactly_the_real_routes() {
     let server = start(quick()).await;
     let (status, doc) = server.get("/v1/openapi.json").await;
     assert_eq!(status, 200);
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "an OpenAPI 3 document");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "an OpenAPI 3 document"
+    );
     assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
 
     let documented: BTreeSet<(String, String)> = doc["paths"]
@@ -19,16 +22,27 @@ async fn the_openapi_document_lists_exactly_the_real_routes() {
         .expect("paths")
         .iter()
         .flat_map(|(path, ops)| {
-            ops.as_object().expect("operations").keys().map(move |m| (m.clone(), path.clone()))
+            ops.as_object()
+                .expect("operations")
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
         })
         .collect();
-    let routed: BTreeSet<(String, String)> =
-        any_server::routes().iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+    let routed: BTreeSet<(String, String)> = any_server::routes()
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
 
     let undocumented: Vec<_> = routed.difference(&documented).collect();
     let phantom: Vec<_> = documented.difference(&routed).collect();
-    assert!(undocumented.is_empty(), "routes missing from the document: {undocumented:?}");
-    assert!(phantom.is_empty(), "documented routes the server does not have: {phantom:?}");
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from the document: {undocumented:?}"
+    );
+    assert!(
+        phantom.is_empty(),
+        "documented routes the server does not have: {phantom:?}"
+    );
 
     // And each documented route is really answered (not the 404/405 fallback).
     // Shutdown last: it stops the server.
@@ -47,7 +61,10 @@ async fn the_openapi_document_lists_exactly_the_real_routes() {
             .await
             .expect("request");
         let code = response.status().as_u16();
-        assert!(code != 404 && code != 405, "{method} {path} is not routed ({code})");
+        assert!(
+            code != 404 && code != 405,
+            "{method} {path} is not routed ({code})"
+        );
     }
 }
 
@@ -62,6 +79,12 @@ async fn every_schema_reference_resolves_and_every_error_code_is_listed() {
     }
     let codes = &doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"];
     for code in any_protocol::ErrorCode::ALL {
-        assert!(codes.as_array().expect("enum").contains(&serde_json::json!(code.as_str())), "{code}");
+        assert!(
+            codes
+                .as_array()
+                .expect("enum")
+                .contains(&serde_json::json!(code.as_str())),
+            "{code}"
+        );
     }
 }

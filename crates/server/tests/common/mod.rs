@@ -20,32 +20,56 @@ pub struct Server {
 
 /// A config with short waits, so that failing paths are quick to test.
 pub fn quick() -> Config {
-    Config { connect_wait: Duration::from_millis(500), ..Config::default() }
+    Config {
+        connect_wait: Duration::from_millis(500),
+        ..Config::default()
+    }
 }
 
 pub async fn start(config: Config) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local addr").port();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(any_server::serve(listener, config, async move {
         let _ = stopped.await;
     }));
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
-    Server { port, base: format!("http://127.0.0.1:{port}"), http, stop: Some(stop), task }
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    Server {
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+        http,
+        stop: Some(stop),
+        task,
+    }
 }
 
 impl Server {
     pub async fn fake(&self) -> FakeExtension {
-        FakeExtension::connect(Options::port(self.port)).await.expect("fake extension connects")
+        FakeExtension::connect(Options::port(self.port))
+            .await
+            .expect("fake extension connects")
     }
 
     pub async fn fake_labelled(&self, label: &str) -> FakeExtension {
-        FakeExtension::connect(Options::port(self.port).label(label)).await.expect("fake extension connects")
+        FakeExtension::connect(Options::port(self.port).label(label))
+            .await
+            .expect("fake extension connects")
     }
 
     /// `POST /v1/call` with `body`; returns the status and the JSON answer.
     pub async fn call(&self, body: Value) -> (u16, Value) {
-        let response = self.http.post(format!("{}/v1/call", self.base)).json(&body).send().await.expect("POST /v1/call");
+        let response = self
+            .http
+            .post(format!("{}/v1/call", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /v1/call");
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON answer"))
     }
@@ -56,18 +80,28 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON answer"))
     }
 
     pub async fn health_extensions(&self) -> u64 {
-        self.get("/v1/health").await.1["extensions"].as_u64().expect("extensions count")
+        self.get("/v1/health").await.1["extensions"]
+            .as_u64()
+            .expect("extensions count")
     }
 
     /// Waits until the server counts `n` extensions.
     pub async fn wait_extensions(&self, n: u64) {
-        wait_until("the server to count the extensions", || async { self.health_extensions().await == n }).await;
+        wait_until("the server to count the extensions", || async {
+            self.health_extensions().await == n
+        })
+        .await;
     }
 
     pub async fn stop(mut self) {
