@@ -1,0 +1,63 @@
+//! Typed bindings of the `chrome.*` APIs and the page-world functions the worker uses.
+//!
+//! Runs in: the extension's service worker (wasm). Every binding is `catch`: a Chrome
+//! API that throws synchronously (bad arguments, missing permission) becomes a
+//! `JsValue` error instead of a wasm trap. Promise-returning APIs are awaited with
+//! [`super::js::settle`].
+
+use js_sys::{Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = create)]
+    pub fn tabs_create(props: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = update)]
+    pub fn tabs_update(tab_id: i32, props: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = get)]
+    pub fn tabs_get(tab_id: i32) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "scripting"], js_name = executeScript)]
+    pub fn execute_script(injection: &Object) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "storage", "local"], js_name = get)]
+    pub fn storage_local_get(keys: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "storage", "local"], js_name = set)]
+    pub fn storage_local_set(items: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "storage", "session"], js_name = get)]
+    pub fn storage_session_get(keys: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "storage", "session"], js_name = set)]
+    pub fn storage_session_set(items: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "storage", "session"], js_name = remove)]
+    pub fn storage_session_remove(keys: &JsValue) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "alarms"], js_name = create)]
+    pub fn alarms_create(name: &str, info: &Object) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "runtime"], js_name = getPlatformInfo)]
+    pub fn runtime_get_platform_info() -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "runtime"], js_name = getManifest)]
+    pub fn runtime_get_manifest() -> Result<Object, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "runtime"], js_name = reload)]
+    pub fn runtime_reload() -> Result<(), JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "runtime"], js_name = getURL)]
+    pub fn runtime_get_url(path: &str) -> Result<String, JsValue>;
+
+    /// The worker's global `fetch` (used for the extension's own `config.json`).
+    #[wasm_bindgen(catch, js_name = fetch)]
+    pub fn fetch(url: &str) -> Result<Promise, JsValue>;
+
+    /// The worker's `navigator` (user agent, `userAgentData`).
+    #[wasm_bindgen(thread_local_v2, js_name = navigator)]
+    pub static NAVIGATOR: JsValue;
+}
+
+// The functions executeScript runs in the page's MAIN world. Imported by the glue from
+// the extension root (`dist/extension/wasm/any_ext_core.js` → `../page-world.js`).
+#[wasm_bindgen(raw_module = "../page-world.js")]
+extern "C" {
+    #[wasm_bindgen(thread_local_v2, js_name = probe)]
+    pub static PROBE: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = invoke)]
+    pub static INVOKE: Function;
+}

@@ -1,0 +1,529 @@
+//! The service worker's browser binding: entry points, state, socket, timers.
+//!
+//! Runs in: the extension's service worker (wasm), called by `extension/background.js`:
+//! [`start`] once the wasm is initialised, [`on_event`] for every `chrome.*` event the
+//! shim registered at top level, [`on_message`] for the popup and options page. The
+//! decisions are made by the plain-Rust modules of this crate; this module carries
+//! them out (opens and closes sockets, sends frames, reads storage).
+
+mod call;
+mod chrome;
+mod js;
+
+use std::cell::RefCell;
+
+use any_protocol::{
+    BrowserInfo, CallError, ErrorBody, ErrorCode, ExtensionFrame, Hello, Pong, ServerFrame, VERSION, decode, encode,
+};
+use js_sys::Promise;
+use serde_json::json;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use crate::calls::Calls;
+use crate::config::{self, Config, ConfigLayer};
+use crate::link::{Action, Link, LinkState, TICK_MS};
+use crate::tabs::Tabs;
+use js::{JsResultExt, get, get_i32, get_string, now, obj, settle};
+
+/// Capabilities announced in `hello`.
+const CAPABILITIES: &[&str] = &["post_message_lane"];
+/// The `chrome.alarms` backstop: wakes a stopped worker (which restarts the wasm and
+/// the connect loop) and, while it runs, keeps it from being stopped.
+const ALARM: &str = "any-keepalive";
+const ALARM_PERIOD_MINUTES: f64 = 0.5;
+
+/// The open socket and the handlers that must live as long as it.
+struct Socket {
+    sock: u64,
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Socket {
+    fn shut(self, reason: &str) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let reason: String = reason.chars().take(60).collect();
+        let _ = self.ws.close_with_code_and_reason(1000, &reason);
+    }
+}
+
+struct App {
+    link: Link,
+    socket: Option<Socket>,
+    stored: ConfigLayer,
+    file: ConfigLayer,
+    file_error: Option<String>,
+    config: Config,
+    config_loaded: bool,
+    tabs: Tabs,
+    calls: Calls,
+    started_at: f64,
+    version: String,
+    extension_id: String,
+    browser: BrowserInfo,
+}
+
+thread_local! {
+    static APP: RefCell<Option<App>> = const { RefCell::new(None) };
+    /// When the worker started; read by the panic hook, which cannot borrow `APP`.
+    static STARTED: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+}
+
+/// Only restart after a panic if the worker ran this long (no restart loops).
+const PANIC_RESTART_AFTER_MS: f64 = 10_000.0;
+
+/// A panic aborts the wasm instance: every later call into it would fail. Log it, keep
+/// the message for the popup (`storage.session`), and reload the extension so that a
+/// fresh worker reconnects — unless the worker had only just started.
+fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
+    console_error_panic_hook::hook(info);
+    let message = format!("the extension's core crashed and was restarted: {info}");
+    let _ = chrome::storage_session_set(&obj(&[("last_panic", JsValue::from_str(&message))]));
+    if now() - STARTED.with(std::cell::Cell::get) > PANIC_RESTART_AFTER_MS {
+        let _ = chrome::runtime_reload();
+    }
+}
+
+/// Runs `f` on the state. Never called re-entrantly: nothing inside calls back into JS
+/// code that could dispatch an event synchronously.
+fn with<R>(f: impl FnOnce(&mut App) -> R) -> Option<R> {
+    APP.with(|cell| cell.borrow_mut().as_mut().map(f))
+}
+
+fn log(text: String) {
+    web_sys::console::log_1(&JsValue::from_str(&format!("any: {text}")));
+    with(|a| a.calls.log(now(), text));
+}
+
+/// Logs loudly and keeps the error for the popup.
+fn error(text: String) {
+    web_sys::console::error_1(&JsValue::from_str(&format!("any: {text}")));
+    with(|a| a.calls.error(now(), text));
+}
+
+/// Called by the shim once the wasm is ready: sets up state, starts the connect loop.
+#[wasm_bindgen]
+pub fn start() {
+    std::panic::set_hook(Box::new(on_panic));
+    STARTED.with(|s| s.set(now()));
+    let fresh = APP.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_some() {
+            return false;
+        }
+        let manifest = chrome::runtime_get_manifest().ok().map(JsValue::from).unwrap_or(JsValue::NULL);
+        let extension_id = chrome::runtime_get_url("")
+            .ok()
+            .and_then(|u| u.strip_prefix("chrome-extension://").map(|s| s.trim_end_matches('/').to_owned()))
+            .unwrap_or_default();
+        *slot = Some(App {
+            link: Link::new(),
+            socket: None,
+            stored: ConfigLayer::default(),
+            file: ConfigLayer::default(),
+            file_error: None,
+            config: config::resolve(&ConfigLayer::default(), &ConfigLayer::default()),
+            config_loaded: false,
+            tabs: Tabs::default(),
+            calls: Calls::default(),
+            started_at: now(),
+            version: get_string(&manifest, "version").unwrap_or_default(),
+            extension_id,
+            browser: browser_info(),
+        });
+        true
+    });
+    if !fresh {
+        return;
+    }
+    wasm_bindgen_futures::spawn_local(async {
+        let alarm = obj(&[("periodInMinutes", ALARM_PERIOD_MINUTES.into())]);
+        if let Err(e) = settle(chrome::alarms_create(ALARM, &alarm)).await {
+            error(format!("could not create the keep-alive alarm: {e}"));
+        }
+        load_config().await;
+        restore_reject().await;
+        log(format!("worker started; server {}", with(|a| a.config.server.clone()).unwrap_or_default()));
+        loop {
+            let actions = with(|a| {
+                let server = a.config.server.clone();
+                a.link.tick(now(), &server)
+            });
+            apply(actions.unwrap_or_default());
+            js::sleep(TICK_MS).await;
+        }
+    });
+}
+
+fn browser_info() -> BrowserInfo {
+    let nav = chrome::NAVIGATOR.with(JsValue::clone);
+    let ua = get_string(&nav, "userAgent").unwrap_or_default();
+    let brands = get(&get(&nav, "userAgentData"), "brands");
+    let brands: Vec<(String, String)> = js_sys::Array::from(&brands)
+        .iter()
+        .filter_map(|b| Some((get_string(&b, "brand")?, get_string(&b, "version")?)))
+        .collect();
+    crate::page::browser_info(&brands, &ua)
+}
+
+/// Reads `config.json` (the defaults `any browser` wrote) and the user's stored values.
+async fn load_config() {
+    let url = chrome::runtime_get_url("config.json").unwrap_or_default();
+    let (file, file_error) = match fetch_text(&url).await {
+        Ok(Some(text)) => match ConfigLayer::from_json(&text) {
+            Ok(layer) => (layer, None),
+            Err(e) => (ConfigLayer::default(), Some(e)),
+        },
+        Ok(None) => (ConfigLayer::default(), None),
+        Err(e) => (ConfigLayer::default(), Some(format!("could not read config.json: {e}"))),
+    };
+    if let Some(e) = &file_error {
+        error(e.clone());
+    }
+    let stored = read_stored().await;
+    with(|a| {
+        a.file = file;
+        a.file_error = file_error;
+        a.stored = stored;
+        a.config = config::resolve(&a.stored, &a.file);
+        a.config_loaded = true;
+    });
+}
+
+/// `Ok(None)`: the file does not exist.
+async fn fetch_text(url: &str) -> js::JsResult<Option<String>> {
+    let Ok(response) = settle(chrome::fetch(url)).await else {
+        // A missing extension file is a network error for fetch.
+        return Ok(None);
+    };
+    let response: web_sys::Response = response.dyn_into().context("fetch gave no Response")?;
+    if !response.ok() {
+        return Ok(None);
+    }
+    let text = settle(response.text()).await?;
+    Ok(text.as_string())
+}
+
+async fn read_stored() -> ConfigLayer {
+    match settle(chrome::storage_local_get(&js::array(&["server".into(), "label".into()]).into())).await {
+        Ok(items) => ConfigLayer { server: get_string(&items, "server"), label: get_string(&items, "label") },
+        Err(e) => {
+            error(format!("could not read the stored settings: {e}"));
+            ConfigLayer::default()
+        }
+    }
+}
+
+/// A rejection is remembered in `storage.session` (cleared when the browser restarts) so
+/// that a restarted worker does not knock on the same door again.
+async fn restore_reject() {
+    let keys = js::array(&["rejected".into(), "last_panic".into()]);
+    let Ok(items) = settle(chrome::storage_session_get(&keys.into())).await else { return };
+    if let Some(panic) = get_string(&items, "last_panic") {
+        error(panic);
+        let _ = settle(chrome::storage_session_remove(&"last_panic".into())).await;
+    }
+    let rejected = get(&items, "rejected");
+    let (Some(server), Some(reason)) = (get_string(&rejected, "server"), get_string(&rejected, "reason")) else {
+        return;
+    };
+    with(|a| {
+        if a.config.server == server {
+            a.link.restore_reject(server, reason);
+        }
+    });
+}
+
+/// Carries out the link's decisions.
+fn apply(actions: Vec<Action>) {
+    for action in actions {
+        match action {
+            Action::Open { sock, url } => open(sock, &url),
+            Action::Close { sock, reason } => {
+                let socket = with(|a| if a.socket.as_ref().is_some_and(|s| s.sock == sock) { a.socket.take() } else { None });
+                if let Some(socket) = socket.flatten() {
+                    socket.shut(&reason);
+                }
+            }
+            Action::SendHello { sock } => {
+                let hello = with(|a| {
+                    ExtensionFrame::Hello(Hello {
+                        protocol: VERSION,
+                        extension_version: a.version.clone(),
+                        browser: a.browser.clone(),
+                        label: a.config.label.clone(),
+                        capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+                    })
+                });
+                if let Some(hello) = hello {
+                    send_on(sock, &hello);
+                }
+            }
+            Action::KeepAlive => {
+                // Any extension API call resets Chrome's 30 s idle timer (Chrome 110+).
+                wasm_bindgen_futures::spawn_local(async {
+                    let _ = settle(chrome::runtime_get_platform_info()).await;
+                });
+            }
+            Action::PersistReject { server, reason } => {
+                error(format!("the server at {server} rejected this extension: {reason}"));
+                let value = obj(&[("rejected", obj(&[("server", server.into()), ("reason", reason.into())]).into())]);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = settle(chrome::storage_session_set(&value)).await;
+                });
+            }
+            Action::ClearReject => wasm_bindgen_futures::spawn_local(async {
+                let _ = settle(chrome::storage_session_remove(&"rejected".into())).await;
+            }),
+            Action::AbandonCalls => {
+                let n = with(|a| a.calls.cancel_all()).unwrap_or(0);
+                if n > 0 {
+                    error(format!("the connection dropped with {n} call(s) running; they were abandoned"));
+                }
+            }
+        }
+    }
+}
+
+/// Opens socket number `sock`; its events feed the link.
+fn open(sock: u64, url: &str) {
+    let ws = match WebSocket::new(url) {
+        Ok(ws) => ws,
+        Err(e) => {
+            let why = js::describe(&e);
+            error(format!("cannot open a WebSocket to {url}: {why}"));
+            let actions = with(|a| {
+                let server = a.config.server.clone();
+                a.link.closed(sock, now(), &server, 0, &why)
+            });
+            apply(actions.unwrap_or_default());
+            return;
+        }
+    };
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        let actions = with(|a| a.link.opened(sock, now()));
+        apply(actions.unwrap_or_default());
+    });
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        match event.data().as_string() {
+            Some(text) => received(sock, &text),
+            None => error("the server sent a binary frame; frames are JSON text".to_owned()),
+        }
+    });
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+        let actions = with(|a| {
+            a.socket.take_if(|s| s.sock == sock);
+            let server = a.config.server.clone();
+            let was = matches!(a.link.state, LinkState::Connected { .. });
+            let actions = a.link.closed(sock, now(), &server, event.code(), &event.reason());
+            (was && a.link.current_sock().is_none(), actions)
+        });
+        if let Some((was_connected, actions)) = actions {
+            if was_connected {
+                log(format!("disconnected (code {}); retrying every second", event.code()));
+            }
+            apply(actions);
+        }
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    let old = with(|a| a.socket.replace(Socket { sock, ws, _on_open: on_open, _on_message: on_message, _on_close: on_close }));
+    if let Some(old) = old.flatten() {
+        old.shut("superseded");
+    }
+}
+
+/// Sends on socket `sock` if it is the current one and OPEN; otherwise fails loudly.
+fn send_on(sock: u64, frame: &ExtensionFrame) -> bool {
+    let text = encode(frame);
+    let outcome = with(|a| match &a.socket {
+        Some(s) if s.sock == sock && s.ws.ready_state() == WebSocket::OPEN => s.ws.send_with_str(&text).js().map_err(|e| e.0),
+        Some(s) if s.sock == sock => Err(format!("the socket is not open (readyState {})", s.ws.ready_state())),
+        _ => Err("the connection it belonged to is gone".to_owned()),
+    });
+    match outcome {
+        Some(Ok(())) => true,
+        Some(Err(why)) => {
+            error(format!("not sent ({}): {why}", frame_kind(frame)));
+            false
+        }
+        None => false,
+    }
+}
+
+/// Sends on whatever socket is connected now.
+fn send(frame: &ExtensionFrame) -> bool {
+    match with(|a| a.link.current_sock()).flatten() {
+        Some(sock) => send_on(sock, frame),
+        None => {
+            error(format!("not sent ({}): not connected", frame_kind(frame)));
+            false
+        }
+    }
+}
+
+fn frame_kind(frame: &ExtensionFrame) -> String {
+    match frame {
+        ExtensionFrame::Hello(_) => "hello".to_owned(),
+        ExtensionFrame::Progress(p) => format!("progress {} of {}", p.stage, p.id),
+        ExtensionFrame::Result(r) => format!("result of {}", r.id),
+        ExtensionFrame::Error(e) => format!("error of {}", e.id),
+        ExtensionFrame::Pong(_) => "pong".to_owned(),
+    }
+}
+
+/// One text frame from the server on socket `sock`.
+fn received(sock: u64, text: &str) {
+    if with(|a| a.link.current_sock() == Some(sock)) != Some(true) {
+        return;
+    }
+    with(|a| a.link.heard(sock, now()));
+    match decode::<ServerFrame>(text) {
+        Ok(ServerFrame::Welcome(w)) => {
+            let actions = with(|a| a.link.welcomed(sock, now(), w.heartbeat_ms));
+            log(format!("connected (server {})", w.server_version));
+            apply(actions.unwrap_or_default());
+        }
+        Ok(ServerFrame::Reject(r)) => {
+            let actions = with(|a| {
+                let server = a.config.server.clone();
+                a.link.rejected(sock, now(), &server, &r.reason)
+            });
+            apply(actions.unwrap_or_default());
+        }
+        Ok(ServerFrame::Ping(p)) => {
+            send_on(sock, &ExtensionFrame::Pong(Pong { seq: p.seq }));
+        }
+        Ok(ServerFrame::Call(c)) => wasm_bindgen_futures::spawn_local(call::run(c)),
+        Ok(ServerFrame::Cancel(c)) => {
+            if with(|a| a.calls.cancel(&c.id)) == Some(true) {
+                log(format!("call {} cancelled by the server: {}", c.id, c.reason));
+            }
+        }
+        Err(e) => {
+            error(format!("the server sent a frame this extension cannot read: {e}"));
+            if let Some(id) = e.call_id() {
+                let body = ErrorBody::new(ErrorCode::ProtocolError, format!("the extension could not read the call: {e}"));
+                send_on(sock, &ExtensionFrame::Error(CallError { id: id.to_owned(), error: body }));
+            }
+        }
+    }
+}
+
+/// Every `chrome.*` event the shim registered arrives here, in order.
+#[wasm_bindgen]
+pub fn on_event(kind: &str, detail: JsValue) {
+    let main_frame = || get_i32(&detail, "frameId") == Some(0);
+    let tab = get_i32(&detail, "tabId").unwrap_or(-1);
+    let url = get_string(&detail, "url").unwrap_or_default();
+    match kind {
+        "nav_before" if main_frame() => _ = with(|a| a.tabs.before_navigate(tab, &url)),
+        "nav_committed" if main_frame() => _ = with(|a| a.tabs.committed(tab, &url)),
+        "nav_completed" if main_frame() => _ = with(|a| a.tabs.completed(tab, &url)),
+        "nav_error" if main_frame() => {
+            let e = get_string(&detail, "error").unwrap_or_else(|| "unknown error".to_owned());
+            with(|a| a.tabs.failed(tab, &url, &e));
+        }
+        "nav_before" | "nav_committed" | "nav_completed" | "nav_error" => {}
+        "tab_removed" => _ = with(|a| a.tabs.removed(detail.as_f64().map_or(-1, |n| n as i32))),
+        "storage_changed" => {
+            if get_string(&detail, "area").as_deref() == Some("local") {
+                wasm_bindgen_futures::spawn_local(reload_stored());
+            }
+        }
+        "startup" | "installed" | "alarm" => {
+            // Waking the worker is the point: start() has (re)started the connect loop.
+            if kind != "alarm" {
+                log(format!("runtime event: {kind}"));
+            }
+        }
+        other => error(format!("unknown event {other:?} from background.js")),
+    }
+}
+
+/// The user changed the stored server or label: resolve again, reconnect if it matters.
+async fn reload_stored() {
+    let stored = read_stored().await;
+    let actions = with(|a| {
+        let old = a.config.clone();
+        a.stored = stored;
+        a.config = config::resolve(&a.stored, &a.file);
+        if a.config.server != old.server || a.config.label != old.label {
+            Some((a.config.server.clone(), a.link.reset()))
+        } else {
+            None
+        }
+    });
+    if let Some(Some((server, actions))) = actions {
+        log(format!("settings changed; connecting to {server}"));
+        apply(actions);
+    }
+}
+
+/// Requests from the popup and options page: `{type: "status"}`,
+/// `{type: "set_config", server?, label?}`, `{type: "retry"}`.
+#[wasm_bindgen]
+pub fn on_message(message: JsValue) -> Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let reply = match get_string(&message, "type").as_deref() {
+            Some("status") => status(),
+            Some("set_config") => set_config(&message).await,
+            Some("retry") => {
+                let actions = with(|a| a.link.reset()).unwrap_or_default();
+                apply(actions);
+                json!({"ok": true})
+            }
+            other => json!({"ok": false, "error": format!("unknown request {other:?}")}),
+        };
+        Ok(js::from_json(&reply.to_string()))
+    })
+}
+
+async fn set_config(message: &JsValue) -> serde_json::Value {
+    let mut items = Vec::new();
+    if let Some(server) = get_string(message, "server") {
+        if let Err(e) = config::validate_server(&server) {
+            return json!({"ok": false, "error": e});
+        }
+        items.push(("server", JsValue::from_str(server.trim())));
+    }
+    if let Some(label) = get_string(message, "label") {
+        if let Err(e) = config::validate_label(&label) {
+            return json!({"ok": false, "error": e});
+        }
+        items.push(("label", JsValue::from_str(label.trim())));
+    }
+    // storage.onChanged then brings the new values in (one path for every change).
+    match settle(chrome::storage_local_set(&obj(&items))).await {
+        Ok(_) => json!({"ok": true}),
+        Err(e) => json!({"ok": false, "error": format!("could not save: {e}")}),
+    }
+}
+
+/// Everything the popup shows.
+fn status() -> serde_json::Value {
+    with(|a| {
+        json!({
+            "ok": true,
+            "now": now(),
+            "extension_id": a.extension_id,
+            "version": a.version,
+            "browser": a.browser,
+            "started_at": a.started_at,
+            "connected": a.link.is_connected(),
+            "link": a.link,
+            "config": a.config,
+            "config_loaded": a.config_loaded,
+            "config_file_error": a.file_error,
+            "calls": a.calls,
+        })
+    })
+    .unwrap_or_else(|| json!({"ok": false, "error": "the worker is still starting"}))
+}

@@ -1,0 +1,181 @@
+// Runs in: the web page's MAIN world, injected by chrome.scripting.executeScript from
+// the service worker (crates/ext-core/src/sw/call.rs imports this module through the
+// wasm glue). Chrome sends only each function's source text into the page, so every
+// function here is self-contained: no imports, no outer variables, no helpers shared
+// between them. The injection is exempt from the page's CSP; nothing here uses eval,
+// new Function or inline <script>, so strict-CSP / Trusted Types pages work.
+//
+// Why MAIN: userscripts define globalThis.__any__ in the page's own world; the
+// extension's isolated world cannot see it. Why plain JS: page CSP forbids compiling
+// wasm there. The functions only observe and report; all decisions are in Rust.
+//
+// Both functions always return a plain object: executeScript turns a throw into null.
+
+// Is globalThis.__any__[method] there? If not, does a postMessage-lane helper (a
+// userscript in another world, clients/userscript/any-lane.js) serve it?
+// Returns {main: boolean, lane: boolean}.
+export async function probe(method, laneWaitMs) {
+  const api = globalThis.__any__;
+  if (api != null && typeof api[method] === "function") return { main: true, lane: false };
+  const id = `any-probe-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const lane = await new Promise((resolve) => {
+    const done = (has) => {
+      clearTimeout(timer);
+      removeEventListener("message", onMessage);
+      resolve(has);
+    };
+    const onMessage = (event) => {
+      const d = event.data;
+      if (event.source !== window || d == null || d.__any__ !== "response" || d.id !== id) return;
+      done(d.has === true);
+    };
+    const timer = setTimeout(() => done(false), laneWaitMs);
+    addEventListener("message", onMessage);
+    postMessage({ __any__: "request", id, op: "has", method }, "*");
+  });
+  return { main: false, lane };
+}
+
+// Calls globalThis.__any__[method](params) (or, with viaLane, asks the postMessage-lane
+// helper to), awaits it, and encodes the outcome:
+//   {ok: true, json: "<JSON text>"}                          the result
+//   {ok: false, error: {code, name, message, stack}}        code: page_error |
+//                                                            not_serializable | method_not_found
+// The encoding rules are documented in extension/README.md ("What a method may return").
+export async function invoke(method, paramsJson, viaLane) {
+  const pageError = (e) => {
+    try {
+      if (e !== null && typeof e === "object" && "message" in e) {
+        return {
+          code: "page_error",
+          name: String(e.name ?? "Error"),
+          message: String(e.message),
+          stack: typeof e.stack === "string" ? e.stack : "",
+        };
+      }
+      return { code: "page_error", name: "Error", message: `the method threw a non-Error value: ${String(e)}`, stack: "" };
+    } catch (_) {
+      return { code: "page_error", name: "Error", message: "the method threw a value that cannot be described", stack: "" };
+    }
+  };
+
+  // BEGIN encode (kept identical in clients/userscript/any-lane.js; a Rust test checks it)
+  const encode = (value) => {
+    const fail = (path, what) => {
+      throw { notSerializable: `the result cannot be sent as JSON: ${path} is ${what}` };
+    };
+    const describe = (v) => {
+      if (typeof Node !== "undefined" && v instanceof Node) {
+        return `a DOM node (${v.nodeName}); return its data (e.g. textContent) instead`;
+      }
+      if (typeof Window !== "undefined" && v instanceof Window) return "a Window";
+      if (v instanceof Promise) return "a Promise; await it inside the method";
+      if (v instanceof Date) return "a Date; return date.toISOString() or date.getTime() instead";
+      if (v instanceof Map) return "a Map; return Object.fromEntries(map) or [...map] instead";
+      if (v instanceof Set) return "a Set; return [...set] instead";
+      if (v instanceof RegExp) return "a RegExp; return regexp.source instead";
+      if (v instanceof Error) return `an Error (${v.name}: ${v.message}); throw it, or return its message`;
+      if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return "binary data (ArrayBuffer or typed array); return Array.from(...) instead";
+      const name = Object.getPrototypeOf(v)?.constructor?.name;
+      return `an instance of ${name || "a class"}; return a plain object instead`;
+    };
+    const key = (k) => (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`);
+    const ancestors = new Set();
+    const walk = (v, path) => {
+      switch (typeof v) {
+        case "string":
+        case "boolean":
+          return v;
+        case "number":
+          return Number.isFinite(v) ? v : fail(path, `${v} (JSON has no NaN or Infinity)`);
+        case "bigint":
+          return fail(path, `a BigInt (${v}n); return it as a string instead`);
+        case "symbol":
+          return fail(path, `a Symbol (${String(v)})`);
+        case "function":
+          return fail(path, `a function${v.name ? ` (${v.name})` : ""}`);
+        case "undefined":
+          return fail(path, "undefined");
+      }
+      if (v === null) return null;
+      if (ancestors.has(v)) return fail(path, "a reference back to one of its own ancestors (a cycle)");
+      ancestors.add(v);
+      let out;
+      if (Array.isArray(v)) {
+        out = [];
+        for (let i = 0; i < v.length; i++) {
+          if (!(i in v)) fail(`${path}[${i}]`, "a hole in a sparse array");
+          out.push(walk(v[i], `${path}[${i}]`));
+        }
+      } else {
+        const proto = Object.getPrototypeOf(v);
+        const plain =
+          proto === null ||
+          (Object.getPrototypeOf(proto) === null && Object.prototype.toString.call(v) === "[object Object]");
+        if (typeof v.toJSON === "function" && !(v instanceof Date)) {
+          out = walk(v.toJSON(), path);
+        } else if (!plain) {
+          fail(path, describe(v));
+        } else {
+          out = {};
+          for (const k of Object.keys(v)) {
+            const item = v[k];
+            if (item === undefined) continue; // like JSON.stringify: an undefined property is absent
+            out[k] = walk(item, path + key(k));
+          }
+        }
+      }
+      ancestors.delete(v);
+      return out;
+    };
+    try {
+      return { ok: true, json: JSON.stringify(value === undefined ? null : walk(value, "$")) };
+    } catch (e) {
+      if (e && typeof e.notSerializable === "string") {
+        return { ok: false, error: { code: "not_serializable", name: "NotSerializable", message: e.notSerializable } };
+      }
+      const why = e instanceof RangeError ? "it is nested too deeply" : String(e);
+      return { ok: false, error: { code: "not_serializable", name: "NotSerializable", message: `the result cannot be sent as JSON: ${why}` } };
+    }
+  };
+  // END encode
+
+  let params;
+  try {
+    params = JSON.parse(paramsJson);
+  } catch (e) {
+    return { ok: false, error: { code: "page_error", name: "SyntaxError", message: `params are not JSON: ${e}`, stack: "" } };
+  }
+
+  if (!viaLane) {
+    const api = globalThis.__any__;
+    if (api == null || typeof api[method] !== "function") {
+      return {
+        ok: false,
+        error: { code: "method_not_found", name: "MethodNotFound", message: `globalThis.__any__.${method} disappeared before it could be called` },
+      };
+    }
+    let value;
+    try {
+      value = await api[method](params);
+    } catch (e) {
+      return { ok: false, error: pageError(e) };
+    }
+    return encode(value);
+  }
+
+  // The postMessage lane: the helper encodes with the same rules and answers once.
+  const id = `any-call-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  return await new Promise((resolve) => {
+    const onMessage = (event) => {
+      const d = event.data;
+      if (event.source !== window || d == null || d.__any__ !== "response" || d.id !== id) return;
+      removeEventListener("message", onMessage);
+      if (d.ok === true && typeof d.json === "string") resolve({ ok: true, json: d.json });
+      else if (d.ok === false && d.error != null && typeof d.error === "object") resolve({ ok: false, error: d.error });
+      else resolve({ ok: false, error: { code: "page_error", name: "Error", message: "the postMessage-lane helper sent a malformed answer", stack: "" } });
+    };
+    addEventListener("message", onMessage);
+    postMessage({ __any__: "request", id, op: "call", method, params }, "*");
+  });
+}
