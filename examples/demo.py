@@ -143,7 +143,10 @@ def run(any_bin: Path, extension: Path, work: Path, started: dict) -> None:
     if call.returncode != 0:
         raise DemoFailed(f"any call failed (exit {call.returncode}):\n"
                          f"{call.stdout}{call.stderr}\n--- any serve:\n{tail(server_log)}")
-    print(call.stdout.rstrip(), flush=True)
+    try:  # `any call` prints the result as one line of JSON; show it readably
+        print(json.dumps(json.loads(call.stdout), indent=2, ensure_ascii=False), flush=True)
+    except ValueError:
+        print(call.stdout.rstrip(), flush=True)
     say(f"the call took {time.monotonic() - began:.2f} s")
 
 
