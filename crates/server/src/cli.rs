@@ -406,3 +406,49 @@ async fn stop(port: u16) -> anyhow::Result<ExitCode> {
         ack.pid
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_has_its_own_exit_code_above_the_generic_ones() {
+        let codes: std::collections::BTreeSet<u8> =
+            ErrorCode::ALL.iter().map(|c| exit_code(*c)).collect();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        assert!(
+            codes.iter().all(|c| *c >= 10),
+            "1 and 2 stay any's own and clap's"
+        );
+        assert_eq!(exit_code(ErrorCode::NoExtension), 10);
+        assert_eq!(exit_code(ErrorCode::TooLarge), 20);
+    }
+
+    #[test]
+    fn the_status_table_shows_each_extension_and_call() {
+        let fixture = include_str!("../../protocol/fixtures/api/status.json");
+        let status: Status = serde_json::from_str(fixture).expect("fixture");
+
+        let table = render_status(&status);
+
+        assert!(
+            table.starts_with("any 0.1.0 on 127.0.0.1:8765 (pid 4242)"),
+            "{table}"
+        );
+        let ext = table
+            .lines()
+            .find(|l| l.contains("ext-1") && l.contains("work"))
+            .expect("extension row");
+        assert!(ext.contains("Chromium 156.0.8078.73"), "{ext}");
+        let call = table.lines().find(|l| l.contains("c-7")).expect("call row");
+        for cell in [
+            "pageInfo",
+            "method_called",
+            "ext-1",
+            "0.8s",
+            "https://example.com/",
+        ] {
+            assert!(call.contains(cell), "{cell} missing from {call:?}");
+        }
+    }
+}
