@@ -12,6 +12,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +78,39 @@ fn too_large_message(declared: Option<u64>) -> String {
         }
         None => format!("the request body exceeds the limit of {BODY_LIMIT} bytes (64 MiB)"),
     }
+}
+
+/// `Origin` prefixes of browser extensions: the only browser contexts the server talks to.
+const EXTENSION_ORIGINS: [&str; 3] = [
+    "chrome-extension://",
+    "moz-extension://",
+    "safari-web-extension://",
+];
+
+/// Middleware: refuses (403) every request that a web page made. Programs (curl,
+/// Python, `any`) send no `Origin`; the extension's socket sends its extension origin.
+/// Without this, any site the user visits could open `/v1/extension` and pose as the
+/// extension (receiving calls), or stop the server with a form post.
+pub async fn refuse_web_origins(request: Request, next: Next) -> Response {
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+        if !EXTENSION_ORIGINS
+            .iter()
+            .any(|scheme| origin.starts_with(scheme))
+        {
+            tracing::warn!(
+                "refused {} {} from the web origin {origin}",
+                request.method(),
+                request.uri().path()
+            );
+            return Error::Forbidden(format!(
+                "the any server does not accept requests from web pages (Origin: {origin}); \
+                 call it from a program, or from the any extension"
+            ))
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// `GET /v1/health`.

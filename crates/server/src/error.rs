@@ -17,6 +17,10 @@ pub enum Error {
     /// The body exceeds [`crate::BODY_LIMIT`] (413 `too_large`).
     #[error("{0}")]
     TooLarge(String),
+    /// The peer may not use this endpoint (403, code `bad_request`), e.g. a web page
+    /// opening the extension socket.
+    #[error("{0}")]
+    Forbidden(String),
     /// No route has this path, or not with this method (404/405, code `bad_request`).
     #[error("{message}")]
     NoRoute { status: StatusCode, message: String },
@@ -30,6 +34,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::NoRoute { status, .. } => *status,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             other => StatusCode::from_u16(other.code().http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -38,7 +43,9 @@ impl Error {
     /// The protocol error code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::BadRequest(_) | Error::NoRoute { .. } => ErrorCode::BadRequest,
+            Error::BadRequest(_) | Error::Forbidden(_) | Error::NoRoute { .. } => {
+                ErrorCode::BadRequest
+            }
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::Call { body, .. } => body.code,
         }

@@ -116,8 +116,9 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The whole server as a router: the routes of [`routes`], the body limit, and a
-/// fallback that answers unknown paths in the API's error shape.
+/// The whole server as a router: the routes of [`routes`], the body limit, the refusal
+/// of requests from web pages, and a fallback that answers unknown paths in the API's
+/// error shape.
 pub fn app(state: AppState) -> Router {
     let router = routes()
         .into_iter()
@@ -126,6 +127,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(api::no_route)
         .method_not_allowed_fallback(api::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(api::refuse_web_origins))
         .with_state(state)
 }
 

@@ -23,7 +23,8 @@ pub fn document() -> Value {
             "description": "Automate the user's real browser: a call names a page and a method \
                 that a userscript defined on globalThis.__any__; the browser extension runs it \
                 in a tab and the result comes back. Every failure answers with CallFailure and \
-                the HTTP status of its code."
+                the HTTP status of its code. Requests that carry a web page's Origin \
+                header are refused with 403."
         },
         "servers": [{"url": "http://127.0.0.1:8765"}],
         "paths": {
@@ -80,7 +81,8 @@ pub fn document() -> Value {
                 "operationId": "extensionSocket",
                 "responses": {
                     "101": {"description": "Switching to the WebSocket protocol"},
-                    "400": failure("not a WebSocket upgrade request")
+                    "400": failure("not a WebSocket upgrade request"),
+                    "403": failure("the Origin is a web page, not a browser extension")
                 }
             }}
         },

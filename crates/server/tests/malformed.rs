@@ -426,3 +426,76 @@ async fn the_server_pings_and_drops_an_extension_that_never_answers() {
     assert!(pongs >= 2, "the live extension answered pings ({pongs})");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_web_page_cannot_pose_as_the_extension_but_an_extension_origin_can() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = start(quick()).await;
+    let url = format!("ws://127.0.0.1:{}/v1/extension", server.port);
+
+    let mut request = url.as_str().into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().expect("header"));
+    let refused = tokio_tungstenite::connect_async(request).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403);
+            let body: Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .expect("JSON");
+            assert!(
+                error(&body)["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("https://evil.example"))
+            );
+        }
+        other => panic!("a web origin was let in: {:?}", other.map(|_| ())),
+    }
+
+    let mut request = url.as_str().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "origin",
+        "chrome-extension://abcdefghijklmnop"
+            .parse()
+            .expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("an extension origin connects");
+    socket
+        .send(Message::text(hello(VERSION, VERSION)))
+        .await
+        .expect("hello");
+    server.wait_extensions(1).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_web_page_cannot_stop_the_server_or_make_calls() {
+    let server = start(quick()).await;
+    for (path, content_type) in [
+        ("/v1/shutdown", "text/plain"),
+        ("/v1/call", "application/json"),
+    ] {
+        let response = server
+            .http
+            .post(format!("{}{path}", server.base))
+            .header("origin", "https://evil.example")
+            .header("content-type", content_type)
+            .body(r#"{"page": "https://example.test/", "method": "echo"}"#)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 403, "{path}");
+        let body: Value = response.json().await.expect("JSON");
+        assert!(
+            error(&body)["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("web pages")),
+            "{body}"
+        );
+    }
+    assert_eq!(server.get("/v1/health").await.0, 200, "still running");
+    server.stop().await;
+}
