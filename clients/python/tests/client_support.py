@@ -1,9 +1,8 @@
 """Helpers of the Python client's tests: where the repository and the built binaries
 are, free ports, starting and stopping processes.
 
-A module with a name of its own rather than `conftest`, so that test modules can import
-it while pytest also collects the repository's other `tests/` directory (two modules
-named `conftest` would shadow each other).
+Plain functions and constants that test modules import; the fixtures built on them
+are in `conftest.py` (which pytest loads, and which is not for importing).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import pytest
 # The package from source, not an installed copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from client_support import (  # noqa: E402
+from .client_support import (  # noqa: E402
     ANY,
     FAKE_EXTENSION,
     FAKE_LABEL,

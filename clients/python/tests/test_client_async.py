@@ -10,7 +10,7 @@ import time
 from typing import Callable
 
 import pytest
-from client_support import Server
+from .client_support import Server
 
 import any_browser
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from client_support import free_port
+from .client_support import free_port
 
 import any_browser
 from any_browser import _server

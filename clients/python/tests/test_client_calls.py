@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from client_support import FAKE_LABEL, FIXTURES, Server, StartFake, StartServer
+from .client_support import FAKE_LABEL, FIXTURES, Server, StartFake, StartServer
 
 import any_browser
 

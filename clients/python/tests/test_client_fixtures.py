@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from client_support import FIXTURES, REPO
+from .client_support import FIXTURES, REPO
 
 import any_browser
 from any_browser import api, errors

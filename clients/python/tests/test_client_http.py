@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Iterator
 
 import pytest
-from client_support import SRC, free_port
+from .client_support import SRC, free_port
 
 import any_browser
 from any_browser import _endpoint

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from client_support import ANY, REPO, SRC, Server, StartServer, stop
+from .client_support import ANY, REPO, SRC, Server, StartServer, stop
 
 from any_browser import Client
 
