@@ -186,12 +186,16 @@ impl Hub {
         let accepted = Instant::now();
         let deadline = accepted + new.timeout;
         let label = new.browser.clone();
+        let what = format!("{} on {}", new.method, new.page);
         let (id, rx) = self.insert(new, accepted, deadline);
         let guard = AbandonGuard {
             hub: self.clone(),
             id: Some(id.clone()),
         };
-        tracing::info!(call = %id, "queued");
+        match &label {
+            Some(label) => tracing::info!(call = %id, "queued: {what} (browser {label:?})"),
+            None => tracing::info!(call = %id, "queued: {what}"),
+        }
 
         // Wait (bounded) for an extension that matches, then dispatch.
         let wait_until = deadline.min(accepted + self.connect_wait);
@@ -302,7 +306,7 @@ impl Hub {
             self.finish(id, Err(body), ServerReason::Answered);
             return Dispatch::Gone;
         }
-        tracing::info!(call = %id, method = %task.method, page = %task.page, "dispatched to {}", ext.describe());
+        tracing::info!(call = %id, "dispatched to {}", ext.describe());
         task.state = TaskState::Dispatched { conn };
         ext.calls.insert(id.clone());
         Dispatch::Sent
@@ -621,6 +625,7 @@ impl AbandonGuard {
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
+            // Nobody reads this outcome; it is what the log says about the call.
             let body = ErrorBody::new(ErrorCode::BadRequest, "the caller closed its connection");
             self.hub.finish(
                 &id,
