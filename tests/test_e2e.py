@@ -9,10 +9,12 @@ the ones about starting, stopping and reconnecting build their own (`stack`).
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import LANE_HELPER, free_port
+from any_e2e import LANE_HELPER, ROOT, free_port
 
 import pytest
 
@@ -114,6 +116,15 @@ def test_navigation_to_a_port_where_nothing_listens(shared):
     assert page in error["message"] or "127.0.0.1" in error["message"], error
 
 
+def test_page_navigating_away_during_the_method_fails_promptly(shared, pages):
+    started = time.monotonic()
+    status, error = shared.fail(f"{pages}/errors.html", "navigatesAway", timeout_ms=20_000,
+                                tab="new")
+    elapsed = time.monotonic() - started
+    assert (status, error["code"]) == (502, "tab_closed"), error
+    assert elapsed < 10, f"answered after {elapsed:.1f}s"
+
+
 # ---------------------------------------------------------------- tabs and concurrency
 
 
@@ -185,11 +196,11 @@ def test_browser_started_before_the_server_connects_within_a_second(stack, pages
 def test_server_restarted_under_a_connected_browser(stack, pages):
     server = stack.server()
     server.start()
-    browser = stack.browser(server.port)
+    browser = stack.browser(server.port, label="restarted")
     browser.start()
     server.wait_extension()
     page = f"{pages}/plain.html?restart"
-    before = server.call(page, "tabInfo")
+    before = server.call(page, "tabInfo", browser="restarted")
 
     server.stop()
     time.sleep(2)
@@ -197,7 +208,7 @@ def test_server_restarted_under_a_connected_browser(stack, pages):
     connected = server.wait_extension(timeout=10, poll=0.01)
     print(f"\nextension reconnected {connected - up:.2f}s after the server restarted")
     assert connected - up <= 1.5
-    after = server.call(page, "tabInfo")
+    after = server.call(page, "tabInfo", browser="restarted")
     assert after["url"] == before["url"] == page
 
 
@@ -217,3 +228,32 @@ def test_stopping_any_browser_leaves_no_chromium(stack):
         time.sleep(0.1)
     assert browser.chromium_pids() == [], "Chromium outlived any browser"
     assert "started" in browser.tail(), browser.tail()
+
+
+# ---------------------------------------------------------------- what a user runs
+
+
+def test_any_browser_explains_a_missing_extension_or_chromium(built, tmp_path):
+    any_bin, extension = built
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [str(any_bin), "browser", "--headless", "--port", str(free_port()),
+         "--profile", str(tmp_path / "profile"), *args],
+        capture_output=True, text=True, timeout=30)
+    missing = run("--extension", str(tmp_path / "nowhere"))
+    assert missing.returncode != 0
+    assert "./build.sh build" in missing.stderr, missing.stderr
+    no_chromium = run("--extension", str(extension), "--chromium", str(tmp_path / "no-chromium"))
+    assert no_chromium.returncode != 0
+    assert "no-chromium" in no_chromium.stderr, no_chromium.stderr
+
+
+def test_demo(built):
+    """`./build.sh demo` runs this script; it must print the page's info and clean up."""
+    any_bin, extension = built
+    demo = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py"), "--any", str(any_bin),
+         "--extension", str(extension)],
+        capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert '"title": "any demo page"' in demo.stdout, demo.stdout
+    assert "demo: done" in demo.stdout

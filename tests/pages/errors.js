@@ -30,3 +30,9 @@ api.returnsBigInt = () => ({ big: [0, 10n ** 20n] }); // $.big[1]
 api.returnsMap = () => ({ lookup: new Map([["a", 1]]) }); // $.lookup
 api.returnsSymbol = () => ({ tag: Symbol("x") }); // $.tag
 api.returnsNested = () => ({ a: { "b c": [{ d: () => 0 }] } }); // $.a["b c"][0].d
+
+// Navigates its own tab elsewhere and never answers: the call must fail promptly, not hang.
+api.navigatesAway = () => {
+  setTimeout(() => location.assign("/plain.html?navigated-away"), 100);
+  return new Promise(() => {});
+};

@@ -1,0 +1,292 @@
+"""What the end-to-end suite drives: `any serve` and `any browser --headless` processes,
+calls through the client API, and the HTTP handler of the local test pages.
+
+Runs in the pytest process (plain CPython, stdlib only). Everything here listens on or
+talks to 127.0.0.1 only, on free ports, with fresh profiles; `Stack.stop_all` stops what a
+`Stack` started: `any browser` is asked to stop (it stops its Chromium), then any
+Chromium still holding one of its profiles is killed.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = Path(__file__).resolve().parent / "pages"
+LANE_HELPER = ROOT / "clients" / "userscript" / "any-lane.js"
+
+# A 1x1 transparent PNG.
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+# Loopback only: never the system's proxy settings.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+# How long the extension may take to connect to a freshly started browser's server.
+CONNECT_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (bound to 127.0.0.1:0 and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+
+def http_json(method: str, url: str, body=None, timeout: float = 60.0):
+    """(status, parsed JSON body) of one request; HTTP errors are answers, not raises."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw)
+        except ValueError:
+            return err.code, {"raw": raw.decode(errors="replace")}
+
+
+class CallFailed(AssertionError):
+    pass
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _profile_processes(profile: Path) -> list[int]:
+    """Pids of processes whose command line names `profile` as their user data dir."""
+    needle = f"--user-data-dir={profile}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    pids.append(int(entry))
+        except OSError:
+            pass
+    return pids
+
+
+def _stop(proc: subprocess.Popen, sig=signal.SIGTERM, grace: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Server:
+    """`any serve --port P` in the background, with its log in `log`."""
+
+    def __init__(self, any_bin: Path, port: int, log: Path):
+        self.any_bin, self.port, self.log = any_bin, port, log
+        self.proc: subprocess.Popen | None = None
+        self.base = f"http://127.0.0.1:{port}"
+
+    def start(self, ready_timeout: float = 15.0) -> float:
+        """Starts the server; returns the monotonic time its health check first answered."""
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([str(self.any_bin), "serve", "--port", str(self.port)],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"any serve exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                status, _ = http_json("GET", self.base + "/v1/health", timeout=1)
+                if status == 200:
+                    return time.monotonic()
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"any serve did not answer /v1/health in {ready_timeout}s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def extensions(self) -> int:
+        try:
+            status, health = http_json("GET", self.base + "/v1/health", timeout=2)
+        except OSError:
+            return 0
+        return health.get("extensions", 0) if status == 200 else 0
+
+    def wait_extension(self, timeout: float = CONNECT_TIMEOUT_S, poll: float = 0.02) -> float:
+        """Waits until an extension is connected; returns the monotonic time it was seen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.extensions() >= 1:
+                return time.monotonic()
+            time.sleep(poll)
+        raise AssertionError(f"no extension connected to port {self.port} within {timeout}s\n"
+                             f"--- server log:\n{self.tail()}")
+
+    def call_raw(self, page: str, method: str, params=None, timeout_ms: int | None = None,
+                 tab: str | None = None, browser: str | None = None):
+        """(HTTP status, body) of `POST /v1/call`."""
+        body = {"page": page, "method": method}
+        if browser is not None:
+            body["browser"] = browser
+        if params is not None:
+            body["params"] = params
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        if tab is not None:
+            body["tab"] = tab
+        wait = (timeout_ms or 30_000) / 1000 + 30
+        return http_json("POST", self.base + "/v1/call", body, timeout=wait)
+
+    def call(self, page: str, method: str, params=None, **kw):
+        """The method's result; raises `CallFailed` with the error body otherwise."""
+        status, body = self.call_raw(page, method, params, **kw)
+        if status != 200:
+            raise CallFailed(f"{method} on {page}: HTTP {status} {json.dumps(body)}")
+        return body["result"]
+
+    def fail(self, page: str, method: str, params=None, **kw):
+        """(HTTP status, error body) of a call expected to fail."""
+        status, body = self.call_raw(page, method, params, **kw)
+        assert status != 200, f"{method} on {page} should have failed but returned {body}"
+        assert "error" in body, body
+        return status, body["error"]
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+class Browser:
+    """`any browser --headless --port P --profile DIR` in the background."""
+
+    def __init__(self, any_bin: Path, extension: Path, port: int, profile: Path, log: Path,
+                 label: str | None = None):
+        self.any_bin, self.extension, self.port = any_bin, extension, port
+        self.profile, self.log, self.label = profile, log, label
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [str(self.any_bin), "browser", "--headless", "--port", str(self.port),
+               "--profile", str(self.profile), "--extension", str(self.extension)]
+        if self.label:
+            cmd += ["--label", self.label]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def chromium_pids(self) -> list[int]:
+        return _profile_processes(self.profile)
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc is not None:
+            _stop(self.proc, sig)
+        # Safety net: no browser outlives the suite, whatever `any browser` did.
+        for pid in self.chromium_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+class Stack:
+    """Creates servers and browsers on demand and stops all of them at teardown."""
+
+    def __init__(self, any_bin: Path, extension: Path, tmp: Path):
+        self.any_bin, self.extension, self.tmp = any_bin, extension, tmp
+        self.started: list[Server | Browser] = []
+
+    def server(self, port: int | None = None) -> Server:
+        port = port or free_port()
+        server = Server(self.any_bin, port, self.tmp / f"serve-{port}.log")
+        self.started.append(server)
+        return server
+
+    def browser(self, port: int, label: str | None = None) -> Browser:
+        profile = self.tmp / f"profile-{len(self.started)}-{port}"
+        browser = Browser(self.any_bin, self.extension, port, profile,
+                          self.tmp / f"browser-{port}.log", label)
+        self.started.append(browser)
+        return browser
+
+    def stop_all(self) -> None:
+        # Browsers first, so that they do not log a reconnect storm into the servers.
+        for item in sorted(self.started, key=lambda x: not isinstance(x, Browser)):
+            item.stop()
+
+
+# ---------------------------------------------------------------- test pages
+
+
+class PageHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves tests/pages; `csp.html` with a strict CSP and a fresh nonce per response,
+    and `/lane/any-lane.js` from clients/userscript."""
+
+    protocol_version = "HTTP/1.1"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, directory=str(PAGES), **kwargs)
+
+    def log_message(self, *args):
+        pass
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        if path == "/csp.html":
+            nonce = secrets.token_urlsafe(16)
+            html = (PAGES / "csp.html").read_text().replace("{{NONCE}}", nonce)
+            self._send(html.encode(), "text/html; charset=utf-8", {
+                "Content-Security-Policy":
+                    f"script-src 'nonce-{nonce}' 'strict-dynamic'; object-src 'none'; "
+                    "base-uri 'none'; require-trusted-types-for 'script'",
+            })
+        elif path == "/slow.png":
+            # A resource that keeps the page loading for `ms` milliseconds.
+            query = urllib.parse.parse_qs(self.path.partition("?")[2])
+            time.sleep(int(query.get("ms", ["500"])[0]) / 1000)
+            self._send(TINY_PNG, "image/png")
+        elif path == "/lane/any-lane.js":
+            self._send(LANE_HELPER.read_bytes(), "text/javascript; charset=utf-8")
+        else:
+            super().do_GET()
+
+    def _send(self, body: bytes, content_type: str, headers=None):
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
