@@ -65,7 +65,7 @@ setup() {
 build() {
   ensure_wasm_toolchain
   say "building the any binary"
-  cargo build --release --bin any
+  cargo build --release --bin any --bin fake-extension
   say "building the extension"
   cargo build --profile wasm --target wasm32-unknown-unknown -p any-ext-core
   rm -rf "$DIST"
@@ -89,7 +89,7 @@ test_all() {
   say "Rust tests"
   cargo test --workspace --release
   say "Python and end-to-end tests"
-  python3 -m pytest -q tests clients/python/tests
+  python3 -m pytest -q
 }
 
 case "${1:-}" in
