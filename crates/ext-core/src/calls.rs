@@ -29,9 +29,14 @@ pub struct InFlight {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
     /// The server cancelled it or the socket went away; nothing was answered.
-    Abandoned { reason: String },
+    Abandoned {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +67,10 @@ pub struct Calls {
     log: VecDeque<Line>,
 }
 
-fn in_flight_list<S: serde::Serializer>(m: &HashMap<CallId, InFlight>, s: S) -> Result<S::Ok, S::Error> {
+fn in_flight_list<S: serde::Serializer>(
+    m: &HashMap<CallId, InFlight>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     let mut v: Vec<&InFlight> = m.values().collect();
     v.sort_by(|a, b| a.started.total_cmp(&b.started));
     s.collect_seq(v)
@@ -80,7 +88,9 @@ impl Calls {
     /// duplicate is refused rather than run twice).
     pub fn begin(&mut self, id: &str, page: &str, method: &str, now: f64) -> Result<(), String> {
         if self.in_flight.contains_key(id) {
-            return Err(format!("call {id} is already running; the duplicate was ignored"));
+            return Err(format!(
+                "call {id} is already running; the duplicate was ignored"
+            ));
         }
         self.in_flight.insert(
             id.to_owned(),
@@ -124,14 +134,23 @@ impl Calls {
 
     /// The socket is gone: every running call is abandoned.
     pub fn cancel_all(&mut self) -> usize {
-        self.in_flight.values_mut().map(|c| c.cancelled = true).count()
+        self.in_flight
+            .values_mut()
+            .map(|c| c.cancelled = true)
+            .count()
     }
 
     /// Ends a call. `true` exactly once per call: only then may an answer be sent.
     pub fn finish(&mut self, id: &str, now: f64, outcome: Outcome) -> bool {
-        let Some(c) = self.in_flight.remove(id) else { return false };
+        let Some(c) = self.in_flight.remove(id) else {
+            return false;
+        };
         if let Outcome::Error { code, message } = &outcome {
-            push(&mut self.errors, now, format!("{} {} on {}: {code}: {message}", c.id, c.method, c.page));
+            push(
+                &mut self.errors,
+                now,
+                format!("{} {} on {}: {code}: {message}", c.id, c.method, c.page),
+            );
         }
         if self.history.len() == HISTORY {
             self.history.pop_front();
@@ -150,7 +169,14 @@ impl Calls {
 
     /// Ends a call with an error body.
     pub fn fail(&mut self, id: &str, now: f64, error: &ErrorBody) -> bool {
-        self.finish(id, now, Outcome::Error { code: error.code.as_str().to_owned(), message: error.message.clone() })
+        self.finish(
+            id,
+            now,
+            Outcome::Error {
+                code: error.code.as_str().to_owned(),
+                message: error.message.clone(),
+            },
+        )
     }
 
     /// The stage a call reached (for error bodies).

@@ -47,13 +47,26 @@ pub struct Config {
 /// Resolves each field: stored wins over the file, the file over the default.
 pub fn resolve(stored: &ConfigLayer, file: &ConfigLayer) -> Config {
     let pick = |s: &Option<String>, f: &Option<String>| -> Option<(String, Source)> {
-        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-        nonempty(s).map(|v| (v, Source::Stored)).or_else(|| nonempty(f).map(|v| (v, Source::ConfigFile)))
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        nonempty(s)
+            .map(|v| (v, Source::Stored))
+            .or_else(|| nonempty(f).map(|v| (v, Source::ConfigFile)))
     };
-    let (server, server_source) =
-        pick(&stored.server, &file.server).unwrap_or_else(|| (DEFAULT_SERVER.to_owned(), Source::Default));
-    let (label, label_source) = pick(&stored.label, &file.label).unwrap_or_else(|| (String::new(), Source::Default));
-    Config { server, server_source, label, label_source }
+    let (server, server_source) = pick(&stored.server, &file.server)
+        .unwrap_or_else(|| (DEFAULT_SERVER.to_owned(), Source::Default));
+    let (label, label_source) =
+        pick(&stored.label, &file.label).unwrap_or_else(|| (String::new(), Source::Default));
+    Config {
+        server,
+        server_source,
+        label,
+        label_source,
+    }
 }
 
 /// Checks a server address typed by the user before it is saved. Empty means "use the
@@ -90,7 +103,10 @@ mod tests {
     use super::*;
 
     fn layer(server: Option<&str>, label: Option<&str>) -> ConfigLayer {
-        ConfigLayer { server: server.map(Into::into), label: label.map(Into::into) }
+        ConfigLayer {
+            server: server.map(Into::into),
+            label: label.map(Into::into),
+        }
     }
 
     #[test]
@@ -105,8 +121,14 @@ mod tests {
     fn file_gives_defaults_and_stored_wins_per_field() {
         let file = layer(Some("ws://127.0.0.1:9000/v1/extension"), Some("test"));
         let c = resolve(&ConfigLayer::default(), &file);
-        assert_eq!((c.server.as_str(), c.server_source), ("ws://127.0.0.1:9000/v1/extension", Source::ConfigFile));
-        assert_eq!((c.label.as_str(), c.label_source), ("test", Source::ConfigFile));
+        assert_eq!(
+            (c.server.as_str(), c.server_source),
+            ("ws://127.0.0.1:9000/v1/extension", Source::ConfigFile)
+        );
+        assert_eq!(
+            (c.label.as_str(), c.label_source),
+            ("test", Source::ConfigFile)
+        );
 
         let c = resolve(&layer(None, Some("work")), &file);
         assert_eq!(c.server_source, Source::ConfigFile);
@@ -115,7 +137,10 @@ mod tests {
 
     #[test]
     fn empty_stored_value_falls_through() {
-        let c = resolve(&layer(Some("  "), Some("")), &layer(Some("ws://h:1/x"), None));
+        let c = resolve(
+            &layer(Some("  "), Some("")),
+            &layer(Some("ws://h:1/x"), None),
+        );
         assert_eq!(c.server, "ws://h:1/x");
         assert_eq!(c.label_source, Source::Default);
     }
@@ -123,7 +148,10 @@ mod tests {
     #[test]
     fn config_file_parses_and_rejects_garbage() {
         let l = ConfigLayer::from_json(r#"{"server":"ws://127.0.0.1:1/v1/extension","label":"x"}"#);
-        assert_eq!(l, Ok(layer(Some("ws://127.0.0.1:1/v1/extension"), Some("x"))));
+        assert_eq!(
+            l,
+            Ok(layer(Some("ws://127.0.0.1:1/v1/extension"), Some("x")))
+        );
         assert!(ConfigLayer::from_json("{").is_err());
     }
 

@@ -4,6 +4,14 @@
 //! with [`Action`]s for the browser binding to carry out. All timing decisions live
 //! here: the fixed 1 s retry, the connect watchdog, the hello deadline, the silence
 //! limit while connected, and the stop after a `reject`.
+//!
+//! While disconnected, each retry first **probes** the server with a plain HTTP `fetch`
+//! and opens the WebSocket only when something answers. Chromium throttles WebSocket
+//! connects per process after failures (`WebSocketPerProcessThrottler`: a delay of
+//! 1–5 s × 2^min(pending + failed/(succeeded+1), 16) / 65536), so after a minute of
+//! refused WebSocket attempts every new one would sit in CONNECTING for seconds — past the
+//! watchdog, forever. `fetch` is not throttled, and failed probes cost the WebSocket
+//! nothing: the first WebSocket after the server starts connects at once.
 
 use serde::Serialize;
 
@@ -22,8 +30,10 @@ pub const SILENT_HEARTBEATS: f64 = 3.0;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LinkState {
-    /// No socket; the next tick opens one.
+    /// No socket; the next tick probes the server.
     Disconnected,
+    /// An HTTP probe `probe` of the server is under way since `since`.
+    Probing { probe: u64, since: f64 },
     /// A socket is CONNECTING since `since`.
     Connecting { sock: u64, since: f64 },
     /// The socket is open and `hello` was sent; waiting for `welcome` or `reject`.
@@ -38,6 +48,9 @@ pub enum LinkState {
 /// What the browser binding must do next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// `fetch` `url` (the server address with an `http` scheme); report with
+    /// [`Link::probed`]: `Ok` for any HTTP answer, `Err` for a network error.
+    Probe { probe: u64, url: String },
     /// Open a WebSocket to `url`, numbered `sock`.
     Open { sock: u64, url: String },
     /// Close socket `sock` (if it is still there) and forget it.
@@ -100,10 +113,12 @@ impl Link {
     /// The socket currently in use, if any.
     pub fn current_sock(&self) -> Option<u64> {
         match self.state {
-            LinkState::Connecting { sock, .. } | LinkState::Handshaking { sock, .. } | LinkState::Connected { sock, .. } => {
-                Some(sock)
+            LinkState::Connecting { sock, .. }
+            | LinkState::Handshaking { sock, .. }
+            | LinkState::Connected { sock, .. } => Some(sock),
+            LinkState::Disconnected | LinkState::Probing { .. } | LinkState::Rejected { .. } => {
+                None
             }
-            LinkState::Disconnected | LinkState::Rejected { .. } => None,
         }
     }
 
@@ -121,17 +136,41 @@ impl Link {
         self.next_sock += 1;
         self.attempts += 1;
         self.state = LinkState::Connecting { sock, since: now };
-        Action::Open { sock, url: server.to_owned() }
+        Action::Open {
+            sock,
+            url: server.to_owned(),
+        }
+    }
+
+    fn probe(&mut self, now: f64, server: &str) -> Action {
+        let probe = self.next_sock;
+        self.next_sock += 1;
+        self.state = LinkState::Probing { probe, since: now };
+        Action::Probe {
+            probe,
+            url: http_url(server),
+        }
     }
 
     /// Once a second (and at start-up): retry, watchdog, deadlines, keep-alive.
     pub fn tick(&mut self, now: f64, server: &str) -> Vec<Action> {
         match self.state.clone() {
-            LinkState::Disconnected => vec![Action::KeepAlive, self.open(now, server)],
+            LinkState::Disconnected => vec![Action::KeepAlive, self.probe(now, server)],
+            // A probe that did not settle within a tick is superseded.
+            LinkState::Probing { since, .. } if now - since >= CONNECT_TIMEOUT_MS => {
+                vec![Action::KeepAlive, self.probe(now, server)]
+            }
+            LinkState::Probing { .. } => vec![Action::KeepAlive],
             LinkState::Connecting { sock, since } if now - since >= CONNECT_TIMEOUT_MS => {
-                let why = format!("{server} did not accept the connection within {CONNECT_TIMEOUT_MS} ms");
+                let why = format!(
+                    "{server} did not accept the connection within {CONNECT_TIMEOUT_MS} ms"
+                );
                 self.fail(now, why.clone());
-                vec![Action::KeepAlive, Action::Close { sock, reason: why }, self.open(now, server)]
+                vec![
+                    Action::KeepAlive,
+                    Action::Close { sock, reason: why },
+                    self.open(now, server),
+                ]
             }
             LinkState::Connecting { .. } => vec![Action::KeepAlive],
             LinkState::Handshaking { sock, since } if now - since >= HELLO_TIMEOUT_MS => {
@@ -141,13 +180,39 @@ impl Link {
                 vec![Action::KeepAlive, Action::Close { sock, reason: why }]
             }
             LinkState::Handshaking { .. } => vec![Action::KeepAlive],
-            LinkState::Connected { sock, .. } if now - self.last_heard >= SILENT_HEARTBEATS * self.heartbeat_ms => {
-                let why = format!("{server} sent nothing for {} ms (no heartbeat)", now - self.last_heard);
+            LinkState::Connected { sock, .. }
+                if now - self.last_heard >= SILENT_HEARTBEATS * self.heartbeat_ms =>
+            {
+                let why = format!(
+                    "{server} sent nothing for {} ms (no heartbeat)",
+                    now - self.last_heard
+                );
                 self.fail(now, why.clone());
                 self.state = LinkState::Disconnected;
                 vec![Action::Close { sock, reason: why }, Action::AbandonCalls]
             }
             LinkState::Connected { .. } | LinkState::Rejected { .. } => vec![],
+        }
+    }
+
+    /// The probe's outcome: something answers HTTP there (open the WebSocket now), or not.
+    pub fn probed(
+        &mut self,
+        probe: u64,
+        now: f64,
+        server: &str,
+        outcome: Result<(), String>,
+    ) -> Vec<Action> {
+        match self.state {
+            LinkState::Probing { probe: p, .. } if p == probe => match outcome {
+                Ok(()) => vec![self.open(now, server)],
+                Err(e) => {
+                    self.fail(now, format!("nothing answers at {server} ({e}): is `any serve` running on that port?"));
+                    self.state = LinkState::Disconnected;
+                    vec![]
+                }
+            },
+            _ => vec![],
         }
     }
 
@@ -160,7 +225,10 @@ impl Link {
                 vec![Action::SendHello { sock }]
             }
             // A socket we gave up on opened after all.
-            _ => vec![Action::Close { sock, reason: "superseded".to_owned() }],
+            _ => vec![Action::Close {
+                sock,
+                reason: "superseded".to_owned(),
+            }],
         }
     }
 
@@ -192,29 +260,58 @@ impl Link {
             return vec![];
         }
         self.fail(now, format!("rejected by {server}: {reason}"));
-        self.state = LinkState::Rejected { server: server.to_owned(), reason: reason.to_owned() };
+        self.state = LinkState::Rejected {
+            server: server.to_owned(),
+            reason: reason.to_owned(),
+        };
         vec![
-            Action::Close { sock, reason: "rejected".to_owned() },
-            Action::PersistReject { server: server.to_owned(), reason: reason.to_owned() },
+            Action::Close {
+                sock,
+                reason: "rejected".to_owned(),
+            },
+            Action::PersistReject {
+                server: server.to_owned(),
+                reason: reason.to_owned(),
+            },
             Action::AbandonCalls,
         ]
     }
 
     /// Socket `sock` closed (or failed to connect).
-    pub fn closed(&mut self, sock: u64, now: f64, server: &str, code: u16, reason: &str) -> Vec<Action> {
+    pub fn closed(
+        &mut self,
+        sock: u64,
+        now: f64,
+        server: &str,
+        code: u16,
+        reason: &str,
+    ) -> Vec<Action> {
         let was_connected = matches!(self.state, LinkState::Connected { sock: g, .. } if g == sock);
         match self.state {
             LinkState::Connecting { sock: g, .. } if g == sock => {
-                self.fail(now, format!("could not connect to {server} (code {code}): is `any serve` running on that port?"));
+                self.fail(now, format!("the WebSocket to {server} failed (code {code}) although the address answers HTTP: is it the `any serve` extension socket (…/v1/extension)?"));
             }
-            LinkState::Handshaking { sock: g, .. } | LinkState::Connected { sock: g, .. } if g == sock => {
-                let detail = if reason.is_empty() { String::new() } else { format!(": {reason}") };
-                self.fail(now, format!("connection to {server} closed (code {code}){detail}"));
+            LinkState::Handshaking { sock: g, .. } | LinkState::Connected { sock: g, .. }
+                if g == sock =>
+            {
+                let detail = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                };
+                self.fail(
+                    now,
+                    format!("connection to {server} closed (code {code}){detail}"),
+                );
             }
             _ => return vec![],
         }
         self.state = LinkState::Disconnected;
-        if was_connected { vec![Action::AbandonCalls] } else { vec![] }
+        if was_connected {
+            vec![Action::AbandonCalls]
+        } else {
+            vec![]
+        }
     }
 
     /// The server address changed (or the user asked to retry): leave the rejected state,
@@ -222,11 +319,25 @@ impl Link {
     pub fn reset(&mut self) -> Vec<Action> {
         let mut actions = vec![Action::ClearReject];
         if let Some(sock) = self.current_sock() {
-            actions.push(Action::Close { sock, reason: "configuration changed".to_owned() });
+            actions.push(Action::Close {
+                sock,
+                reason: "configuration changed".to_owned(),
+            });
             actions.push(Action::AbandonCalls);
         }
         self.state = LinkState::Disconnected;
         actions
+    }
+}
+
+/// The server address with an HTTP scheme, for the probe: `ws://h:p/x` → `http://h:p/x`.
+pub fn http_url(server: &str) -> String {
+    if let Some(rest) = server.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else if let Some(rest) = server.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else {
+        server.to_owned()
     }
 }
 
@@ -236,7 +347,17 @@ mod tests {
 
     const S: &str = "ws://127.0.0.1:1/v1/extension";
 
-    fn opened_sock(actions: &[Action]) -> u64 {
+    fn probe_of(actions: &[Action]) -> u64 {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Probe { probe, .. } => Some(*probe),
+                _ => None,
+            })
+            .expect("a Probe action")
+    }
+
+    fn sock_of(actions: &[Action]) -> u64 {
         actions
             .iter()
             .find_map(|a| match a {
@@ -246,26 +367,61 @@ mod tests {
             .expect("an Open action")
     }
 
-    #[test]
-    fn retries_every_tick_when_refused() {
-        let mut l = Link::new();
-        let a = l.tick(0.0, S);
-        assert!(a.contains(&Action::KeepAlive), "keeps the worker alive while disconnected");
-        let g1 = opened_sock(&a);
-        assert!(l.closed(g1, 5.0, S, 1006, "").is_empty());
-        assert!(l.last_error.as_deref().unwrap_or("").contains("could not connect"));
-        let g2 = opened_sock(&l.tick(1000.0, S));
-        assert_ne!(g1, g2);
+    /// A tick whose probe finds the server up: the socket it opens.
+    fn opened_sock(l: &mut Link, now: f64) -> u64 {
+        let p = probe_of(&l.tick(now, S));
+        sock_of(&l.probed(p, now, S, Ok(())))
     }
 
     #[test]
-    fn watchdog_closes_a_stuck_socket_and_opens_a_new_one() {
+    fn probes_every_tick_while_nothing_answers() {
         let mut l = Link::new();
-        let g1 = opened_sock(&l.tick(0.0, S));
+        let a = l.tick(0.0, S);
+        assert!(
+            a.contains(&Action::KeepAlive),
+            "keeps the worker alive while disconnected"
+        );
+        assert!(a.contains(&Action::Probe {
+            probe: probe_of(&a),
+            url: "http://127.0.0.1:1/v1/extension".into()
+        }));
+        assert!(
+            l.probed(probe_of(&a), 5.0, S, Err("Failed to fetch".into()))
+                .is_empty(),
+            "no WebSocket is opened"
+        );
+        assert!(
+            l.last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("nothing answers")
+        );
+        let b = l.tick(1000.0, S);
+        assert_ne!(probe_of(&a), probe_of(&b));
+        // A stale probe outcome changes nothing.
+        assert!(l.probed(probe_of(&a), 1001.0, S, Ok(())).is_empty());
+        // A probe that hangs is superseded at the next tick.
+        let c = l.tick(2000.0, S);
+        assert_ne!(probe_of(&b), probe_of(&c));
+    }
+
+    #[test]
+    fn refused_websocket_goes_back_to_probing() {
+        let mut l = Link::new();
+        let g = opened_sock(&mut l, 0.0);
+        assert!(l.closed(g, 5.0, S, 1006, "").is_empty());
+        assert_eq!(l.state, LinkState::Disconnected);
+        probe_of(&l.tick(1000.0, S));
+    }
+
+    #[test]
+    fn watchdog_closes_a_stuck_socket() {
+        let mut l = Link::new();
+        let g1 = opened_sock(&mut l, 0.0);
         assert_eq!(l.tick(500.0, S), vec![Action::KeepAlive]);
         let a = l.tick(1000.0, S);
         assert!(matches!(a[1], Action::Close { sock, .. } if sock == g1));
-        let g2 = opened_sock(&a);
+        let g2 = sock_of(&a);
         // The stuck socket's late events are ignored.
         assert!(l.closed(g1, 1001.0, S, 1006, "").is_empty());
         assert_eq!(l.current_sock(), Some(g2));
@@ -275,19 +431,22 @@ mod tests {
     #[test]
     fn handshake_then_connected_then_server_restart() {
         let mut l = Link::new();
-        let g = opened_sock(&l.tick(0.0, S));
+        let g = opened_sock(&mut l, 0.0);
         assert_eq!(l.opened(g, 10.0), vec![Action::SendHello { sock: g }]);
         assert_eq!(l.welcomed(g, 20.0, 20_000), vec![Action::ClearReject]);
         assert!(l.is_connected());
-        assert!(l.tick(1000.0, S).is_empty(), "no keep-alive calls needed while connected");
+        assert!(
+            l.tick(1000.0, S).is_empty(),
+            "no keep-alive calls needed while connected"
+        );
         assert_eq!(l.closed(g, 2000.0, S, 1006, ""), vec![Action::AbandonCalls]);
-        opened_sock(&l.tick(3000.0, S));
+        opened_sock(&mut l, 3000.0);
     }
 
     #[test]
     fn silent_server_is_dropped() {
         let mut l = Link::new();
-        let g = opened_sock(&l.tick(0.0, S));
+        let g = opened_sock(&mut l, 0.0);
         l.opened(g, 0.0);
         l.welcomed(g, 0.0, 20_000);
         l.heard(g, 30_000.0);
@@ -300,26 +459,38 @@ mod tests {
     #[test]
     fn hello_without_answer_times_out() {
         let mut l = Link::new();
-        let g = opened_sock(&l.tick(0.0, S));
+        let g = opened_sock(&mut l, 0.0);
         l.opened(g, 0.0);
         assert_eq!(l.tick(4000.0, S), vec![Action::KeepAlive]);
         assert!(matches!(l.tick(5000.0, S)[1], Action::Close { .. }));
-        opened_sock(&l.tick(6000.0, S));
+        opened_sock(&mut l, 6000.0);
     }
 
     #[test]
     fn reject_stops_retrying_until_reset() {
         let mut l = Link::new();
-        let g = opened_sock(&l.tick(0.0, S));
+        let g = opened_sock(&mut l, 0.0);
         l.opened(g, 0.0);
         let a = l.rejected(g, 1.0, S, "protocol 2 unsupported");
-        assert!(a.contains(&Action::PersistReject { server: S.into(), reason: "protocol 2 unsupported".into() }));
+        assert!(a.contains(&Action::PersistReject {
+            server: S.into(),
+            reason: "protocol 2 unsupported".into()
+        }));
         // The server closes after reject: that must not resume retrying.
         assert!(l.closed(g, 2.0, S, 1000, "").is_empty());
         for t in 1..10 {
             assert!(l.tick(f64::from(t) * 1000.0, S).is_empty());
         }
         assert!(l.reset().contains(&Action::ClearReject));
-        opened_sock(&l.tick(20_000.0, S));
+        opened_sock(&mut l, 20_000.0);
+    }
+
+    #[test]
+    fn http_probe_address() {
+        assert_eq!(http_url("wss://h/x"), "https://h/x");
+        assert_eq!(
+            http_url("ws://127.0.0.1:9/v1/extension"),
+            "http://127.0.0.1:9/v1/extension"
+        );
     }
 }

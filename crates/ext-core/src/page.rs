@@ -50,12 +50,17 @@ pub fn page_error(error_json: &str, method: &str) -> ErrorBody {
 /// Turns a failed `executeScript` (the promise rejected) into the call's error.
 pub fn injection_failed(chrome_message: &str, page: &str, stage: Stage) -> ErrorBody {
     let m = chrome_message.to_ascii_lowercase();
-    let code = if m.contains("tab was closed") || m.contains("no tab with id") || m.contains("removed") {
-        ErrorCode::TabClosed
-    } else {
-        ErrorCode::NavigationFailed
-    };
-    ErrorBody::new(code, format!("could not run code in {page}: {chrome_message}")).at(stage)
+    let code =
+        if m.contains("tab was closed") || m.contains("no tab with id") || m.contains("removed") {
+            ErrorCode::TabClosed
+        } else {
+            ErrorCode::NavigationFailed
+        };
+    ErrorBody::new(
+        code,
+        format!("could not run code in {page}: {chrome_message}"),
+    )
+    .at(stage)
 }
 
 /// `executeScript` resolved without an envelope: the frame went away under the method.
@@ -81,15 +86,31 @@ pub fn browser_info(brands: &[(String, String)], user_agent: &str) -> BrowserInf
     };
     let full = ua_version("Chrome/");
     if let Some((name, version)) = branded.or(chromium) {
-        let version = full.filter(|f| f.starts_with(&format!("{version}."))).unwrap_or_else(|| version.clone());
-        return BrowserInfo { name: name.clone(), version };
+        let version = full
+            .filter(|f| f.starts_with(&format!("{version}.")))
+            .unwrap_or_else(|| version.clone());
+        return BrowserInfo {
+            name: name.clone(),
+            version,
+        };
     }
-    for (token, name) in [("Edg/", "Microsoft Edge"), ("OPR/", "Opera"), ("Chrome/", "Chrome"), ("Firefox/", "Firefox")] {
+    for (token, name) in [
+        ("Edg/", "Microsoft Edge"),
+        ("OPR/", "Opera"),
+        ("Chrome/", "Chrome"),
+        ("Firefox/", "Firefox"),
+    ] {
         if let Some(version) = ua_version(token) {
-            return BrowserInfo { name: name.to_owned(), version };
+            return BrowserInfo {
+                name: name.to_owned(),
+                version,
+            };
         }
     }
-    BrowserInfo { name: "unknown".to_owned(), version: String::new() }
+    BrowserInfo {
+        name: "unknown".to_owned(),
+        version: String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -111,7 +132,10 @@ mod tests {
 
     #[test]
     fn not_serializable_gets_its_own_code_and_name() {
-        let e = page_error(r#"{"code":"not_serializable","message":"$.items[3] is a function"}"#, "m");
+        let e = page_error(
+            r#"{"code":"not_serializable","message":"$.items[3] is a function"}"#,
+            "m",
+        );
         assert_eq!(e.code, ErrorCode::NotSerializable);
         assert_eq!(e.name, "NotSerializable");
     }
@@ -124,9 +148,17 @@ mod tests {
 
     #[test]
     fn injection_failures_are_classified() {
-        assert_eq!(injection_failed("The tab was closed.", "p", Stage::PageLoaded).code, ErrorCode::TabClosed);
         assert_eq!(
-            injection_failed("Frame with ID 0 is showing error page", "p", Stage::PageLoaded).code,
+            injection_failed("The tab was closed.", "p", Stage::PageLoaded).code,
+            ErrorCode::TabClosed
+        );
+        assert_eq!(
+            injection_failed(
+                "Frame with ID 0 is showing error page",
+                "p",
+                Stage::PageLoaded
+            )
+            .code,
             ErrorCode::NavigationFailed
         );
     }
@@ -134,9 +166,15 @@ mod tests {
     #[test]
     fn browser_names() {
         let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
-        let brands = vec![("Chromium".to_owned(), "156".to_owned()), ("Not_A Brand".to_owned(), "24".to_owned())];
+        let brands = vec![
+            ("Chromium".to_owned(), "156".to_owned()),
+            ("Not_A Brand".to_owned(), "24".to_owned()),
+        ];
         let b = browser_info(&brands, ua);
-        assert_eq!((b.name.as_str(), b.version.as_str()), ("Chromium", "156.0.0.0"));
+        assert_eq!(
+            (b.name.as_str(), b.version.as_str()),
+            ("Chromium", "156.0.0.0")
+        );
         let brands = vec![
             ("Google Chrome".to_owned(), "156".to_owned()),
             ("Chromium".to_owned(), "156".to_owned()),

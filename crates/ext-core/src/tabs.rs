@@ -42,7 +42,14 @@ pub struct Tab {
 
 impl Tab {
     fn new(url: &str) -> Self {
-        Tab { nav: Nav::Loading, url: url.to_owned(), nav_seq: 0, owned: false, busy: None, closed: false }
+        Tab {
+            nav: Nav::Loading,
+            url: url.to_owned(),
+            nav_seq: 0,
+            owned: false,
+            busy: None,
+            closed: false,
+        }
     }
 }
 
@@ -142,7 +149,11 @@ impl Tabs {
             .tabs
             .iter()
             .filter(|(_, t)| {
-                t.owned && t.busy.is_none() && !t.closed && t.nav == Nav::Complete && normalize_url(&t.url) == want
+                t.owned
+                    && t.busy.is_none()
+                    && !t.closed
+                    && t.nav == Nav::Complete
+                    && normalize_url(&t.url) == want
             })
             .map(|(id, _)| *id)
             .collect();
@@ -170,12 +181,21 @@ pub fn normalize_url(url: &str) -> String {
     let (authority, tail) = rest.split_at(end);
     let scheme = scheme.to_ascii_lowercase();
     let mut authority = authority.to_ascii_lowercase();
-    for (s, port) in [("http", ":80"), ("https", ":443"), ("ws", ":80"), ("wss", ":443")] {
+    for (s, port) in [
+        ("http", ":80"),
+        ("https", ":443"),
+        ("ws", ":80"),
+        ("wss", ":443"),
+    ] {
         if scheme == s && authority.ends_with(port) {
             authority.truncate(authority.len() - port.len());
         }
     }
-    let tail = if tail.is_empty() || tail.starts_with(['?', '#']) { format!("/{tail}") } else { tail.to_owned() };
+    let tail = if tail.is_empty() || tail.starts_with(['?', '#']) {
+        format!("/{tail}")
+    } else {
+        tail.to_owned()
+    };
     format!("{scheme}://{authority}{tail}")
 }
 
@@ -186,7 +206,10 @@ mod tests {
     #[test]
     fn normalizes_like_chrome() {
         assert_eq!(normalize_url("https://Example.com"), "https://example.com/");
-        assert_eq!(normalize_url("http://127.0.0.1:80/a?b"), "http://127.0.0.1/a?b");
+        assert_eq!(
+            normalize_url("http://127.0.0.1:80/a?b"),
+            "http://127.0.0.1/a?b"
+        );
         assert_eq!(normalize_url("http://h:8000?x=1"), "http://h:8000/?x=1");
         assert_eq!(normalize_url("http://h:8000/A#f"), "http://h:8000/A#f");
         assert_eq!(normalize_url("about:blank"), "about:blank");
@@ -204,16 +227,31 @@ mod tests {
     fn reuses_only_idle_owned_loaded_tabs_exactly_at_page() {
         let mut tabs = Tabs::default();
         loaded(&mut tabs, 7, "http://h:1/a.html", "c1");
-        assert_eq!(tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c2"), Choice::Reuse(7));
+        assert_eq!(
+            tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c2"),
+            Choice::Reuse(7)
+        );
         // Busy now: a parallel call to the same page gets a new tab.
-        assert_eq!(tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c3"), Choice::Open);
+        assert_eq!(
+            tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c3"),
+            Choice::Open
+        );
         tabs.release(7, "c2");
-        assert_eq!(tabs.choose("http://h:1/a.html?x", TabPolicy::Reuse, "c4"), Choice::Open);
-        assert_eq!(tabs.choose("http://h:1/a.html", TabPolicy::New, "c5"), Choice::Open);
+        assert_eq!(
+            tabs.choose("http://h:1/a.html?x", TabPolicy::Reuse, "c4"),
+            Choice::Open
+        );
+        assert_eq!(
+            tabs.choose("http://h:1/a.html", TabPolicy::New, "c5"),
+            Choice::Open
+        );
         // A tab the user opened is never taken.
         tabs.before_navigate(9, "http://h:1/b.html");
         tabs.completed(9, "http://h:1/b.html");
-        assert_eq!(tabs.choose("http://h:1/b.html", TabPolicy::Reuse, "c6"), Choice::Open);
+        assert_eq!(
+            tabs.choose("http://h:1/b.html", TabPolicy::Reuse, "c6"),
+            Choice::Open
+        );
     }
 
     #[test]
@@ -221,11 +259,17 @@ mod tests {
         let mut tabs = Tabs::default();
         loaded(&mut tabs, 1, "http://h:1/", "c1");
         tabs.failed(1, "http://h:1/", "net::ERR_CONNECTION_REFUSED");
-        assert_eq!(tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"), Choice::Open);
+        assert_eq!(
+            tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"),
+            Choice::Open
+        );
         loaded(&mut tabs, 2, "http://h:1/", "c3");
         tabs.removed(2);
         assert!(tabs.get(2).is_none());
-        assert_eq!(tabs.choose("http://h:1/", TabPolicy::Reuse, "c4"), Choice::Open);
+        assert_eq!(
+            tabs.choose("http://h:1/", TabPolicy::Reuse, "c4"),
+            Choice::Open
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub enum Next {
     /// Run the MAIN-world probe and report its outcome with [`Wait::probed`].
     Probe,
     /// The method is there (`lane`: only through the postMessage lane).
-    Found { lane: bool },
+    Found {
+        lane: bool,
+    },
     Stop(Stop),
 }
 
@@ -86,18 +88,32 @@ impl Wait {
     }
 
     fn method_deadline(&self, loaded_at: f64) -> f64 {
-        (loaded_at + METHOD_WAIT_MS).min(self.deadline - DEADLINE_MARGIN_MS).max(loaded_at)
+        (loaded_at + METHOD_WAIT_MS)
+            .min(self.deadline - DEADLINE_MARGIN_MS)
+            .max(loaded_at)
     }
 
     /// Looks at the call's state; `tab` is the tracked tab (`None`: unknown or gone).
     pub fn poll(&mut self, now: f64, tab: Option<&Tab>, cancelled: bool) -> Next {
-        if let Some(stop) = common_stops(now, tab, cancelled, self.deadline, self.timeout_ms, self.stage, &self.page) {
+        if let Some(stop) = common_stops(
+            now,
+            tab,
+            cancelled,
+            self.deadline,
+            self.timeout_ms,
+            self.stage,
+            &self.page,
+        ) {
             return Next::Stop(stop);
         }
         let Some(tab) = tab else { return Next::Sleep };
         if let Nav::Failed(error) = &tab.nav {
             return Next::Stop(Stop::Fail(
-                ErrorBody::new(ErrorCode::NavigationFailed, format!("could not load {}: {error}", self.page)).at(self.stage),
+                ErrorBody::new(
+                    ErrorCode::NavigationFailed,
+                    format!("could not load {}: {error}", self.page),
+                )
+                .at(self.stage),
             ));
         }
         match self.loaded_at {
@@ -134,7 +150,9 @@ impl Wait {
             if let Some(e) = &self.last_probe_error {
                 message.push_str(&format!(" The extension could not look into the page: {e}"));
             }
-            return Next::Stop(Stop::Fail(ErrorBody::new(ErrorCode::MethodNotFound, message).at(self.stage)));
+            return Next::Stop(Stop::Fail(
+                ErrorBody::new(ErrorCode::MethodNotFound, message).at(self.stage),
+            ));
         }
         self.next_probe = now + PROBE_INTERVAL_MS;
         Next::Sleep
@@ -155,13 +173,21 @@ fn common_stops(
         return Some(Stop::Cancelled);
     }
     if tab.is_some_and(|t| t.closed) {
-        return Some(Stop::Fail(ErrorBody::new(ErrorCode::TabClosed, format!("the tab running the call on {page} was closed")).at(stage)));
+        return Some(Stop::Fail(
+            ErrorBody::new(
+                ErrorCode::TabClosed,
+                format!("the tab running the call on {page} was closed"),
+            )
+            .at(stage),
+        ));
     }
     if now >= deadline {
         return Some(Stop::Fail(
             ErrorBody::new(
                 ErrorCode::Timeout,
-                format!("the call did not finish within {timeout_ms} ms; it had reached stage {stage}"),
+                format!(
+                    "the call did not finish within {timeout_ms} ms; it had reached stage {stage}"
+                ),
             )
             .at(stage),
         ));
@@ -178,12 +204,24 @@ pub fn running(
     wait: &Wait,
     nav_seq: u64,
 ) -> Option<Stop> {
-    if let Some(stop) = common_stops(now, tab, cancelled, wait.deadline, wait.timeout_ms, Stage::MethodCalled, &wait.page) {
+    if let Some(stop) = common_stops(
+        now,
+        tab,
+        cancelled,
+        wait.deadline,
+        wait.timeout_ms,
+        Stage::MethodCalled,
+        &wait.page,
+    ) {
         return Some(stop);
     }
     match tab {
         None => Some(Stop::Fail(
-            ErrorBody::new(ErrorCode::TabClosed, format!("the tab running {} was closed", wait.method)).at(Stage::MethodCalled),
+            ErrorBody::new(
+                ErrorCode::TabClosed,
+                format!("the tab running {} was closed", wait.method),
+            )
+            .at(Stage::MethodCalled),
         )),
         Some(t) if t.nav_seq != nav_seq => Some(Stop::Fail(
             ErrorBody::new(
@@ -230,16 +268,50 @@ mod tests {
         tabs.completed(1, PAGE);
         assert_eq!(w.poll(20.0, tabs.get(1), false), Next::PageLoaded);
         assert_eq!(w.poll(20.0, tabs.get(1), false), Next::Probe);
-        assert_eq!(w.probed(22.0, Ok(Probe { main: false, lane: false }), PAGE), Next::Sleep);
-        assert_eq!(w.poll(50.0, tabs.get(1), false), Next::Sleep, "probes are spaced");
+        assert_eq!(
+            w.probed(
+                22.0,
+                Ok(Probe {
+                    main: false,
+                    lane: false
+                }),
+                PAGE
+            ),
+            Next::Sleep
+        );
+        assert_eq!(
+            w.poll(50.0, tabs.get(1), false),
+            Next::Sleep,
+            "probes are spaced"
+        );
         assert_eq!(w.poll(130.0, tabs.get(1), false), Next::Probe);
-        assert_eq!(w.probed(3000.0, Ok(Probe { main: true, lane: false }), PAGE), Next::Found { lane: false });
+        assert_eq!(
+            w.probed(
+                3000.0,
+                Ok(Probe {
+                    main: true,
+                    lane: false
+                }),
+                PAGE
+            ),
+            Next::Found { lane: false }
+        );
     }
 
     #[test]
     fn lane_only_method_is_found() {
         let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
-        assert_eq!(w.probed(1.0, Ok(Probe { main: false, lane: true }), PAGE), Next::Found { lane: true });
+        assert_eq!(
+            w.probed(
+                1.0,
+                Ok(Probe {
+                    main: false,
+                    lane: true
+                }),
+                PAGE
+            ),
+            Next::Found { lane: true }
+        );
     }
 
     #[test]
@@ -248,7 +320,9 @@ mod tests {
         let tabs = tracked(|t| t.failed(1, PAGE, "net::ERR_CONNECTION_REFUSED"));
         let n = w.poll(5.0, tabs.get(1), false);
         assert_eq!(fail_code(&n), Some(ErrorCode::NavigationFailed));
-        let Next::Stop(Stop::Fail(e)) = n else { unreachable!() };
+        let Next::Stop(Stop::Fail(e)) = n else {
+            unreachable!()
+        };
         assert!(e.message.contains("net::ERR_CONNECTION_REFUSED"));
         assert_eq!(e.stage, Some(Stage::Navigating));
     }
@@ -258,9 +332,25 @@ mod tests {
         let mut w = Wait::new(PAGE, "pageInfo", 0.0, 30_000, Stage::Navigating);
         let tabs = tracked(|t| t.completed(1, PAGE));
         w.poll(100.0, tabs.get(1), false);
-        assert_eq!(w.probed(5_000.0, Ok(Probe { main: false, lane: false }), PAGE), Next::Sleep);
-        let n = w.probed(10_100.0, Err("Frame with ID 0 is showing error page".into()), PAGE);
-        let Next::Stop(Stop::Fail(e)) = n else { panic!("expected failure, got {n:?}") };
+        assert_eq!(
+            w.probed(
+                5_000.0,
+                Ok(Probe {
+                    main: false,
+                    lane: false
+                }),
+                PAGE
+            ),
+            Next::Sleep
+        );
+        let n = w.probed(
+            10_100.0,
+            Err("Frame with ID 0 is showing error page".into()),
+            PAGE,
+        );
+        let Next::Stop(Stop::Fail(e)) = n else {
+            panic!("expected failure, got {n:?}")
+        };
         assert_eq!(e.code, ErrorCode::MethodNotFound);
         assert!(e.message.contains("userscript"), "{}", e.message);
         assert!(e.message.contains("error page"), "{}", e.message);
@@ -272,7 +362,14 @@ mod tests {
         let mut w = Wait::new(PAGE, "m", 0.0, 2_000, Stage::Navigating);
         let tabs = tracked(|t| t.completed(1, PAGE));
         w.poll(100.0, tabs.get(1), false);
-        let n = w.probed(1_750.0, Ok(Probe { main: false, lane: false }), PAGE);
+        let n = w.probed(
+            1_750.0,
+            Ok(Probe {
+                main: false,
+                lane: false,
+            }),
+            PAGE,
+        );
         assert_eq!(fail_code(&n), Some(ErrorCode::MethodNotFound));
     }
 
@@ -280,10 +377,16 @@ mod tests {
     fn deadline_cancel_and_close_stop_the_wait() {
         let tabs = tracked(|_| {});
         let mut w = Wait::new(PAGE, "m", 0.0, 1_000, Stage::Navigating);
-        assert_eq!(fail_code(&w.poll(1_000.0, tabs.get(1), false)), Some(ErrorCode::Timeout));
+        assert_eq!(
+            fail_code(&w.poll(1_000.0, tabs.get(1), false)),
+            Some(ErrorCode::Timeout)
+        );
         assert_eq!(w.poll(10.0, tabs.get(1), true), Next::Stop(Stop::Cancelled));
         let closed = tracked(|t| t.removed(1));
-        assert_eq!(fail_code(&w.poll(10.0, closed.get(1), false)), Some(ErrorCode::TabClosed));
+        assert_eq!(
+            fail_code(&w.poll(10.0, closed.get(1), false)),
+            Some(ErrorCode::TabClosed)
+        );
     }
 
     #[test]
@@ -293,10 +396,17 @@ mod tests {
         let seq = tabs.get(1).map(|t| t.nav_seq).unwrap_or_default();
         assert_eq!(running(5.0, tabs.get(1), false, &w, seq), None);
         tabs.before_navigate(1, "http://h:1/elsewhere");
-        let Some(Stop::Fail(e)) = running(6.0, tabs.get(1), false, &w, seq) else { panic!("expected a stop") };
+        let Some(Stop::Fail(e)) = running(6.0, tabs.get(1), false, &w, seq) else {
+            panic!("expected a stop")
+        };
         assert_eq!(e.code, ErrorCode::TabClosed);
         assert!(e.message.contains("navigated away"));
-        assert_eq!(running(6.0, tabs.get(1), true, &w, seq), Some(Stop::Cancelled));
-        assert!(matches!(running(40_000.0, tabs.get(1), false, &w, 0), Some(Stop::Fail(e)) if e.code == ErrorCode::Timeout));
+        assert_eq!(
+            running(6.0, tabs.get(1), true, &w, seq),
+            Some(Stop::Cancelled)
+        );
+        assert!(
+            matches!(running(40_000.0, tabs.get(1), false, &w, 0), Some(Stop::Fail(e)) if e.code == ErrorCode::Timeout)
+        );
     }
 }

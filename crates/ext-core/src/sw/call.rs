@@ -11,7 +11,9 @@
 use std::future::Future;
 use std::pin::pin;
 
-use any_protocol::{Call, CallError, CallResult, ErrorBody, ErrorCode, ExtensionFrame, Json, Progress, Stage};
+use any_protocol::{
+    Call, CallError, CallResult, ErrorBody, ErrorCode, ExtensionFrame, Json, Progress, Stage,
+};
 use futures_util::future::{Either, select};
 use js_sys::Function;
 use wasm_bindgen::JsValue;
@@ -48,7 +50,10 @@ pub async fn run(call: Call) {
         }
         Err(Stop::Fail(e)) => {
             if with(|a| a.calls.fail(&call.id, end, &e)) == Some(true) {
-                send(&ExtensionFrame::Error(CallError { id: call.id, error: e }));
+                send(&ExtensionFrame::Error(CallError {
+                    id: call.id,
+                    error: e,
+                }));
             }
         }
         Err(Stop::Cancelled) => {
@@ -61,12 +66,18 @@ pub async fn run(call: Call) {
 /// Reports a stage once, in order.
 fn progress(id: &str, stage: Stage) {
     if with(|a| a.calls.stage(id, stage)) == Some(true) {
-        send(&ExtensionFrame::Progress(Progress { id: id.to_owned(), stage }));
+        send(&ExtensionFrame::Progress(Progress {
+            id: id.to_owned(),
+            stage,
+        }));
     }
 }
 
 /// Awaits `work` while `check` (looked at every [`POLL_MS`]) has no reason to stop.
-async fn watched<T>(work: impl Future<Output = T>, check: impl Fn() -> Option<Stop>) -> Result<T, Stop> {
+async fn watched<T>(
+    work: impl Future<Output = T>,
+    check: impl Fn() -> Option<Stop>,
+) -> Result<T, Stop> {
     let watcher = async {
         loop {
             sleep(POLL_MS).await;
@@ -101,7 +112,9 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
         }
     };
     let Some(tab) = *held else {
-        return Err(Stop::Fail(ErrorBody::new(ErrorCode::TabClosed, "no tab").at(stage)));
+        return Err(Stop::Fail(
+            ErrorBody::new(ErrorCode::TabClosed, "no tab").at(stage),
+        ));
     };
 
     let mut wait = Wait::new(&call.page, &call.method, started, call.timeout_ms, stage);
@@ -118,16 +131,29 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
                 let snapshot = wait.clone();
                 let seq = nav_seq(tab);
                 let outcome = watched(probe(tab, &call.method), || {
-                    with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &snapshot, seq)).flatten()
+                    with(|a| {
+                        wait::running(
+                            now(),
+                            a.tabs.get(tab),
+                            a.calls.is_cancelled(id),
+                            &snapshot,
+                            seq,
+                        )
+                    })
+                    .flatten()
                 })
                 .await;
                 let outcome = match outcome {
                     // The page navigated or reloaded under the probe: wait for it again.
-                    Err(Stop::Fail(e)) if e.code == ErrorCode::TabClosed && !tab_closed(tab) => continue,
+                    Err(Stop::Fail(e)) if e.code == ErrorCode::TabClosed && !tab_closed(tab) => {
+                        continue;
+                    }
                     Err(stop) => return Err(stop),
                     Ok(outcome) => outcome,
                 };
-                let url = with(|a| a.tabs.get(tab).map(|t| t.url.clone())).flatten().unwrap_or_else(|| call.page.clone());
+                let url = with(|a| a.tabs.get(tab).map(|t| t.url.clone()))
+                    .flatten()
+                    .unwrap_or_else(|| call.page.clone());
                 match wait.probed(now(), outcome.map_err(|e| e.0), &url) {
                     Next::Found { lane } => break lane,
                     Next::Stop(stop) => return Err(stop),
@@ -144,23 +170,32 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
     progress(id, Stage::MethodCalled);
     let params = call.params.get().to_owned();
     let invoked = watched(invoke(tab, &call.method, params, lane), || {
-        with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq)).flatten()
+        with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq))
+            .flatten()
     })
     .await?;
     // executeScript may settle just as the frame goes away: the watcher's verdict wins.
-    if let Some(stop) = with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq)).flatten()
+    if let Some(stop) =
+        with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq))
+            .flatten()
         && !matches!(&stop, Stop::Fail(e) if e.code == ErrorCode::Timeout)
     {
         return Err(stop);
     }
     match invoked {
-        Err(e) => Err(Stop::Fail(page::injection_failed(&e.0, &call.page, Stage::MethodCalled))),
+        Err(e) => Err(Stop::Fail(page::injection_failed(
+            &e.0,
+            &call.page,
+            Stage::MethodCalled,
+        ))),
         Ok(envelope) => read_envelope(&envelope, &call.method),
     }
 }
 
 fn nav_seq(tab: TabId) -> u64 {
-    with(|a| a.tabs.get(tab).map(|t| t.nav_seq)).flatten().unwrap_or(0)
+    with(|a| a.tabs.get(tab).map(|t| t.nav_seq))
+        .flatten()
+        .unwrap_or(0)
 }
 
 fn tab_closed(tab: TabId) -> bool {
@@ -173,12 +208,18 @@ async fn open_tab(call: &Call) -> Result<TabId, Stop> {
     let props = obj(&[("url", call.page.as_str().into()), ("active", true.into())]);
     let created = settle(chrome::tabs_create(&props)).await.map_err(|e| {
         Stop::Fail(
-            ErrorBody::new(ErrorCode::NavigationFailed, format!("could not open a tab at {}: {e}", call.page))
-                .at(Stage::Dispatched),
+            ErrorBody::new(
+                ErrorCode::NavigationFailed,
+                format!("could not open a tab at {}: {e}", call.page),
+            )
+            .at(Stage::Dispatched),
         )
     })?;
     let Some(tab) = js::get_i32(&created, "id") else {
-        return Err(Stop::Fail(ErrorBody::new(ErrorCode::NavigationFailed, "the new tab has no id").at(Stage::Dispatched)));
+        return Err(Stop::Fail(
+            ErrorBody::new(ErrorCode::NavigationFailed, "the new tab has no id")
+                .at(Stage::Dispatched),
+        ));
     };
     with(|a| a.tabs.adopt(tab, &call.page, &call.id));
     Ok(tab)
@@ -200,12 +241,20 @@ async fn in_page(tab: TabId, func: &Function, args: &[JsValue]) -> JsResult<JsVa
 async fn probe(tab: TabId, method: &str) -> JsResult<Probe> {
     let func = chrome::PROBE.with(Function::clone);
     let seen = in_page(tab, &func, &[method.into(), LANE_ASK_MS.into()]).await?;
-    Ok(Probe { main: get(&seen, "main").as_bool() == Some(true), lane: get(&seen, "lane").as_bool() == Some(true) })
+    Ok(Probe {
+        main: get(&seen, "main").as_bool() == Some(true),
+        lane: get(&seen, "lane").as_bool() == Some(true),
+    })
 }
 
 async fn invoke(tab: TabId, method: &str, params_json: String, lane: bool) -> JsResult<JsValue> {
     let func = chrome::INVOKE.with(Function::clone);
-    in_page(tab, &func, &[method.into(), params_json.into(), lane.into()]).await
+    in_page(
+        tab,
+        &func,
+        &[method.into(), params_json.into(), lane.into()],
+    )
+    .await
 }
 
 /// `{ok: true, json}` → the value; `{ok: false, error}` → the page's error; anything
@@ -213,11 +262,16 @@ async fn invoke(tab: TabId, method: &str, params_json: String, lane: bool) -> Js
 fn read_envelope(envelope: &JsValue, method: &str) -> Result<Json, Stop> {
     match get(envelope, "ok").as_bool() {
         Some(true) => {
-            let text = get(envelope, "json").as_string().unwrap_or_else(|| "null".to_owned());
+            let text = get(envelope, "json")
+                .as_string()
+                .unwrap_or_else(|| "null".to_owned());
             serde_json::value::RawValue::from_string(text).map_err(|e| {
                 Stop::Fail(
-                    ErrorBody::new(ErrorCode::NotSerializable, format!("the page's encoding of the result is not JSON: {e}"))
-                        .at(Stage::MethodCalled),
+                    ErrorBody::new(
+                        ErrorCode::NotSerializable,
+                        format!("the page's encoding of the result is not JSON: {e}"),
+                    )
+                    .at(Stage::MethodCalled),
                 )
             })
         }

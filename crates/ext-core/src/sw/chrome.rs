@@ -43,9 +43,13 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = ["chrome", "runtime"], js_name = getURL)]
     pub fn runtime_get_url(path: &str) -> Result<String, JsValue>;
 
-    /// The worker's global `fetch` (used for the extension's own `config.json`).
+    /// The worker's global `fetch` (the extension's own `config.json`, the server probe).
     #[wasm_bindgen(catch, js_name = fetch)]
-    pub fn fetch(url: &str) -> Result<Promise, JsValue>;
+    pub fn fetch(url: &str, init: &Object) -> Result<Promise, JsValue>;
+
+    /// `AbortSignal.timeout(ms)`: bounds the server probe.
+    #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
+    pub fn abort_signal_timeout(ms: u32) -> Result<JsValue, JsValue>;
 
     /// The worker's `navigator` (user agent, `userAgentData`).
     #[wasm_bindgen(thread_local_v2, js_name = navigator)]

@@ -34,7 +34,10 @@ pub fn describe(value: &JsValue) -> String {
     if let Some(s) = value.as_string() {
         return s;
     }
-    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_else(|| format!("{value:?}"))
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 pub type JsResult<T> = Result<T, JsError>;
@@ -98,7 +101,9 @@ pub fn from_json(text: &str) -> JsValue {
 
 /// A JS value to JSON text (`None` for values JSON cannot hold).
 pub fn to_json(value: &JsValue) -> Option<String> {
-    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string())
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
 }
 
 /// Milliseconds since the epoch.

@@ -13,7 +13,8 @@ mod js;
 use std::cell::RefCell;
 
 use any_protocol::{
-    BrowserInfo, CallError, ErrorBody, ErrorCode, ExtensionFrame, Hello, Pong, ServerFrame, VERSION, decode, encode,
+    BrowserInfo, CallError, ErrorBody, ErrorCode, ExtensionFrame, Hello, Pong, ServerFrame,
+    VERSION, decode, encode,
 };
 use js_sys::Promise;
 use serde_json::json;
@@ -33,6 +34,8 @@ const CAPABILITIES: &[&str] = &["post_message_lane"];
 /// the connect loop) and, while it runs, keeps it from being stopped.
 const ALARM: &str = "any-keepalive";
 const ALARM_PERIOD_MINUTES: f64 = 0.5;
+/// A server probe that takes longer than this counts as "nothing answers".
+const PROBE_TIMEOUT_MS: u32 = 900;
 
 /// The open socket and the handlers that must live as long as it.
 struct Socket {
@@ -117,10 +120,16 @@ pub fn start() {
         if slot.is_some() {
             return false;
         }
-        let manifest = chrome::runtime_get_manifest().ok().map(JsValue::from).unwrap_or(JsValue::NULL);
+        let manifest = chrome::runtime_get_manifest()
+            .ok()
+            .map(JsValue::from)
+            .unwrap_or(JsValue::NULL);
         let extension_id = chrome::runtime_get_url("")
             .ok()
-            .and_then(|u| u.strip_prefix("chrome-extension://").map(|s| s.trim_end_matches('/').to_owned()))
+            .and_then(|u| {
+                u.strip_prefix("chrome-extension://")
+                    .map(|s| s.trim_end_matches('/').to_owned())
+            })
             .unwrap_or_default();
         *slot = Some(App {
             link: Link::new(),
@@ -149,7 +158,10 @@ pub fn start() {
         }
         load_config().await;
         restore_reject().await;
-        log(format!("worker started; server {}", with(|a| a.config.server.clone()).unwrap_or_default()));
+        log(format!(
+            "worker started; server {}",
+            with(|a| a.config.server.clone()).unwrap_or_default()
+        ));
         loop {
             let actions = with(|a| {
                 let server = a.config.server.clone();
@@ -181,7 +193,10 @@ async fn load_config() {
             Err(e) => (ConfigLayer::default(), Some(e)),
         },
         Ok(None) => (ConfigLayer::default(), None),
-        Err(e) => (ConfigLayer::default(), Some(format!("could not read config.json: {e}"))),
+        Err(e) => (
+            ConfigLayer::default(),
+            Some(format!("could not read config.json: {e}")),
+        ),
     };
     if let Some(e) = &file_error {
         error(e.clone());
@@ -198,7 +213,7 @@ async fn load_config() {
 
 /// `Ok(None)`: the file does not exist.
 async fn fetch_text(url: &str) -> js::JsResult<Option<String>> {
-    let Ok(response) = settle(chrome::fetch(url)).await else {
+    let Ok(response) = settle(chrome::fetch(url, &obj(&[]))).await else {
         // A missing extension file is a network error for fetch.
         return Ok(None);
     };
@@ -211,8 +226,15 @@ async fn fetch_text(url: &str) -> js::JsResult<Option<String>> {
 }
 
 async fn read_stored() -> ConfigLayer {
-    match settle(chrome::storage_local_get(&js::array(&["server".into(), "label".into()]).into())).await {
-        Ok(items) => ConfigLayer { server: get_string(&items, "server"), label: get_string(&items, "label") },
+    match settle(chrome::storage_local_get(
+        &js::array(&["server".into(), "label".into()]).into(),
+    ))
+    .await
+    {
+        Ok(items) => ConfigLayer {
+            server: get_string(&items, "server"),
+            label: get_string(&items, "label"),
+        },
         Err(e) => {
             error(format!("could not read the stored settings: {e}"));
             ConfigLayer::default()
@@ -224,13 +246,18 @@ async fn read_stored() -> ConfigLayer {
 /// that a restarted worker does not knock on the same door again.
 async fn restore_reject() {
     let keys = js::array(&["rejected".into(), "last_panic".into()]);
-    let Ok(items) = settle(chrome::storage_session_get(&keys.into())).await else { return };
+    let Ok(items) = settle(chrome::storage_session_get(&keys.into())).await else {
+        return;
+    };
     if let Some(panic) = get_string(&items, "last_panic") {
         error(panic);
         let _ = settle(chrome::storage_session_remove(&"last_panic".into())).await;
     }
     let rejected = get(&items, "rejected");
-    let (Some(server), Some(reason)) = (get_string(&rejected, "server"), get_string(&rejected, "reason")) else {
+    let (Some(server), Some(reason)) = (
+        get_string(&rejected, "server"),
+        get_string(&rejected, "reason"),
+    ) else {
         return;
     };
     with(|a| {
@@ -244,9 +271,23 @@ async fn restore_reject() {
 fn apply(actions: Vec<Action>) {
     for action in actions {
         match action {
+            Action::Probe { probe, url } => wasm_bindgen_futures::spawn_local(async move {
+                let outcome = probe_server(&url).await;
+                let actions = with(|a| {
+                    let server = a.config.server.clone();
+                    a.link.probed(probe, now(), &server, outcome)
+                });
+                apply(actions.unwrap_or_default());
+            }),
             Action::Open { sock, url } => open(sock, &url),
             Action::Close { sock, reason } => {
-                let socket = with(|a| if a.socket.as_ref().is_some_and(|s| s.sock == sock) { a.socket.take() } else { None });
+                let socket = with(|a| {
+                    if a.socket.as_ref().is_some_and(|s| s.sock == sock) {
+                        a.socket.take()
+                    } else {
+                        None
+                    }
+                });
                 if let Some(socket) = socket.flatten() {
                     socket.shut(&reason);
                 }
@@ -272,8 +313,13 @@ fn apply(actions: Vec<Action>) {
                 });
             }
             Action::PersistReject { server, reason } => {
-                error(format!("the server at {server} rejected this extension: {reason}"));
-                let value = obj(&[("rejected", obj(&[("server", server.into()), ("reason", reason.into())]).into())]);
+                error(format!(
+                    "the server at {server} rejected this extension: {reason}"
+                ));
+                let value = obj(&[(
+                    "rejected",
+                    obj(&[("server", server.into()), ("reason", reason.into())]).into(),
+                )]);
                 wasm_bindgen_futures::spawn_local(async move {
                     let _ = settle(chrome::storage_session_set(&value)).await;
                 });
@@ -284,11 +330,28 @@ fn apply(actions: Vec<Action>) {
             Action::AbandonCalls => {
                 let n = with(|a| a.calls.cancel_all()).unwrap_or(0);
                 if n > 0 {
-                    error(format!("the connection dropped with {n} call(s) running; they were abandoned"));
+                    error(format!(
+                        "the connection dropped with {n} call(s) running; they were abandoned"
+                    ));
                 }
             }
         }
     }
+}
+
+/// Does anything answer HTTP at `url`? Any response counts (the extension socket answers
+/// a plain GET with an error status); only a network error or the timeout say no.
+async fn probe_server(url: &str) -> Result<(), String> {
+    let signal = chrome::abort_signal_timeout(PROBE_TIMEOUT_MS).unwrap_or(JsValue::UNDEFINED);
+    let init = obj(&[
+        ("cache", "no-store".into()),
+        ("credentials", "omit".into()),
+        ("signal", signal),
+    ]);
+    settle(chrome::fetch(url, &init))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.0)
 }
 
 /// Opens socket number `sock`; its events feed the link.
@@ -310,23 +373,29 @@ fn open(sock: u64, url: &str) {
         let actions = with(|a| a.link.opened(sock, now()));
         apply(actions.unwrap_or_default());
     });
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-        match event.data().as_string() {
-            Some(text) => received(sock, &text),
-            None => error("the server sent a binary frame; frames are JSON text".to_owned()),
-        }
-    });
+    let on_message =
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            match event.data().as_string() {
+                Some(text) => received(sock, &text),
+                None => error("the server sent a binary frame; frames are JSON text".to_owned()),
+            }
+        });
     let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
         let actions = with(|a| {
             a.socket.take_if(|s| s.sock == sock);
             let server = a.config.server.clone();
             let was = matches!(a.link.state, LinkState::Connected { .. });
-            let actions = a.link.closed(sock, now(), &server, event.code(), &event.reason());
+            let actions = a
+                .link
+                .closed(sock, now(), &server, event.code(), &event.reason());
             (was && a.link.current_sock().is_none(), actions)
         });
         if let Some((was_connected, actions)) = actions {
             if was_connected {
-                log(format!("disconnected (code {}); retrying every second", event.code()));
+                log(format!(
+                    "disconnected (code {}); retrying every second",
+                    event.code()
+                ));
             }
             apply(actions);
         }
@@ -334,7 +403,15 @@ fn open(sock: u64, url: &str) {
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    let old = with(|a| a.socket.replace(Socket { sock, ws, _on_open: on_open, _on_message: on_message, _on_close: on_close }));
+    let old = with(|a| {
+        a.socket.replace(Socket {
+            sock,
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        })
+    });
     if let Some(old) = old.flatten() {
         old.shut("superseded");
     }
@@ -344,8 +421,13 @@ fn open(sock: u64, url: &str) {
 fn send_on(sock: u64, frame: &ExtensionFrame) -> bool {
     let text = encode(frame);
     let outcome = with(|a| match &a.socket {
-        Some(s) if s.sock == sock && s.ws.ready_state() == WebSocket::OPEN => s.ws.send_with_str(&text).js().map_err(|e| e.0),
-        Some(s) if s.sock == sock => Err(format!("the socket is not open (readyState {})", s.ws.ready_state())),
+        Some(s) if s.sock == sock && s.ws.ready_state() == WebSocket::OPEN => {
+            s.ws.send_with_str(&text).js().map_err(|e| e.0)
+        }
+        Some(s) if s.sock == sock => Err(format!(
+            "the socket is not open (readyState {})",
+            s.ws.ready_state()
+        )),
         _ => Err("the connection it belonged to is gone".to_owned()),
     });
     match outcome {
@@ -404,14 +486,28 @@ fn received(sock: u64, text: &str) {
         Ok(ServerFrame::Call(c)) => wasm_bindgen_futures::spawn_local(call::run(c)),
         Ok(ServerFrame::Cancel(c)) => {
             if with(|a| a.calls.cancel(&c.id)) == Some(true) {
-                log(format!("call {} cancelled by the server: {}", c.id, c.reason));
+                log(format!(
+                    "call {} cancelled by the server: {}",
+                    c.id, c.reason
+                ));
             }
         }
         Err(e) => {
-            error(format!("the server sent a frame this extension cannot read: {e}"));
+            error(format!(
+                "the server sent a frame this extension cannot read: {e}"
+            ));
             if let Some(id) = e.call_id() {
-                let body = ErrorBody::new(ErrorCode::ProtocolError, format!("the extension could not read the call: {e}"));
-                send_on(sock, &ExtensionFrame::Error(CallError { id: id.to_owned(), error: body }));
+                let body = ErrorBody::new(
+                    ErrorCode::ProtocolError,
+                    format!("the extension could not read the call: {e}"),
+                );
+                send_on(
+                    sock,
+                    &ExtensionFrame::Error(CallError {
+                        id: id.to_owned(),
+                        error: body,
+                    }),
+                );
             }
         }
     }
