@@ -175,22 +175,35 @@ def test_post_message_lane_errors(shared, pages):
 # ---------------------------------------------------------------- starting and reconnecting
 
 
-def test_browser_started_before_the_server_connects_within_a_second(stack, pages):
-    """The browser waits well past the 30 s service-worker idle limit with no server;
-    the extension must still connect about a second after the server starts."""
-    port = free_port()
-    browser = stack.browser(port)
-    browser.start()
+def test_extension_connects_within_a_second_after_33s_without_a_server(stack, pages):
+    """Past the 30 s service-worker idle limit with no server, the extension must still
+    connect about a second after a server starts. Two browsers wait at once: one started
+    before any server existed, one whose server went away after it had connected."""
+    early_port = free_port()
+    early = stack.browser(early_port, label="early")
+    early.start()
+
+    gone = stack.server()
+    gone.start()
+    orphaned = stack.browser(gone.port, label="orphaned")
+    orphaned.start()
+    gone.wait_extension()
+    gone.stop()
+
     time.sleep(33)
-    assert browser.proc.poll() is None, browser.tail()
-    server = stack.server(port)
-    up = server.start()
-    connected = server.wait_extension(timeout=10, poll=0.01)
-    delay = connected - up
-    print(f"\nextension connected {delay:.2f}s after the server started "
-          f"(browser had been waiting 33s)")
-    assert delay <= 1.5, f"connected {delay:.2f}s after the server started"
-    assert server.call(f"{pages}/plain.html?early", "pageInfo")["title"] == "any plain page"
+    assert early.proc.poll() is None, early.tail()
+    assert orphaned.proc.poll() is None, orphaned.tail()
+
+    for name, port in [("started before the server", early_port),
+                       ("whose server went away 33 s ago", gone.port)]:
+        server = stack.server(port)
+        up = server.start()
+        connected = server.wait_extension(timeout=10, poll=0.01)
+        delay = connected - up
+        print(f"\nbrowser {name}: connected {delay:.2f}s after the server started")
+        assert delay <= 1.5, f"browser {name}: connected {delay:.2f}s after the server started"
+        page = f"{pages}/plain.html?after-33s-{port}"
+        assert server.call(page, "pageInfo")["title"] == "any plain page"
 
 
 def test_server_restarted_under_a_connected_browser(stack, pages):
