@@ -72,6 +72,10 @@ pub struct Status {
     pub extensions: Vec<ExtensionStatus>,
     /// Calls not yet answered, oldest first.
     pub calls: Vec<CallStatus>,
+    /// The most recently finished calls, newest first (the server keeps a few dozen):
+    /// the black-box record of what happened. Absent from older servers.
+    #[serde(default)]
+    pub recent: Vec<FinishedCall>,
 }
 
 /// One connected extension in [`Status`].
@@ -101,4 +105,29 @@ pub struct CallStatus {
     pub conn: Option<String>,
     /// Seconds since the call was accepted.
     pub age_s: f64,
+}
+
+/// One finished call in [`Status::recent`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedCall {
+    pub id: CallId,
+    pub page: String,
+    pub method: String,
+    /// The connection that ran it, if it was dispatched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<String>,
+    /// When it ended, in seconds since the Unix epoch.
+    pub ended_at: f64,
+    /// From acceptance to its end, in seconds.
+    pub duration_s: f64,
+    /// Absent when the call completed with a result; the error it failed with otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+    /// Answers that arrived after the call had ended (late or duplicate), logged and dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_answers: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
