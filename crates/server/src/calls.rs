@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use any_protocol::api::{CallStatus, ExtensionStatus, Status};
+use any_protocol::api::{CallStatus, ExtensionStatus, FinishedCall, Status};
 use any_protocol::{
     Call, CallId, Cancel, ErrorBody, ErrorCode, Hello, Json, ServerFrame, Stage, TabPolicy, encode,
 };
@@ -29,8 +29,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// What a call ends in: the method's result or the error.
 pub type Outcome = Result<Json, ErrorBody>;
 
-/// How many finished call ids are remembered to explain late or duplicate answers.
+/// How many finished calls are remembered to explain late or duplicate answers.
 const FINISHED_MEMORY: usize = 4096;
+
+/// How many of them `/v1/status` lists, newest first.
+const RECENT_IN_STATUS: usize = 50;
 
 /// A call as accepted from the client, validated.
 #[derive(Debug)]
@@ -72,7 +75,7 @@ struct Inner {
     extensions: BTreeMap<ConnId, Extension>,
     calls: HashMap<CallId, Task>,
     /// Recently finished calls, to tell a late or duplicate answer from an unknown id.
-    finished: HashMap<CallId, Finished>,
+    finished: HashMap<CallId, FinishedCall>,
     finished_order: VecDeque<CallId>,
     shutting_down: bool,
 }
@@ -108,6 +111,8 @@ struct Task {
     accepted: Instant,
     deadline: Instant,
     state: TaskState,
+    /// The name (`ext-N`) of the connection it was dispatched to, kept for the record.
+    conn_name: Option<String>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -134,13 +139,6 @@ impl TaskState {
             TaskState::Dispatched { conn } | TaskState::Running { conn, .. } => Some(conn),
         }
     }
-}
-
-/// How a call left the table, remembered to explain answers that arrive afterwards.
-#[derive(Debug, Clone, Copy)]
-enum Finished {
-    Completed,
-    Failed(ErrorCode),
 }
 
 /// Why the server itself ends a call (as opposed to the extension answering it).
@@ -257,6 +255,7 @@ impl Hub {
             accepted,
             deadline,
             state: TaskState::Queued,
+            conn_name: None,
             reply,
         };
         inner.calls.insert(id.clone(), task);
@@ -308,6 +307,7 @@ impl Hub {
         }
         tracing::info!(call = %id, "dispatched to {}", ext.describe());
         task.state = TaskState::Dispatched { conn };
+        task.conn_name = Some(ext.name.clone());
         ext.calls.insert(id.clone());
         Dispatch::Sent
     }
@@ -335,13 +335,19 @@ impl Hub {
                 let _ = ext.tx.send(Outbound::Frame(encode(&cancel)));
             }
         }
-        let finished = match &outcome {
-            Ok(_) => Finished::Completed,
-            Err(e) => Finished::Failed(e.code),
-        };
-        inner.remember(id.clone(), finished);
+        let elapsed = task.accepted.elapsed();
+        inner.remember(FinishedCall {
+            id: id.clone(),
+            page: task.page,
+            method: task.method,
+            conn: task.conn_name,
+            ended_at: unix_now(),
+            duration_s: elapsed.as_secs_f64(),
+            error: outcome.as_ref().err().cloned(),
+            dropped_answers: 0,
+        });
         drop(inner);
-        let elapsed_ms = task.accepted.elapsed().as_millis();
+        let elapsed_ms = elapsed.as_millis();
         match &outcome {
             Ok(_) => tracing::info!(call = %id, elapsed_ms, "completed"),
             Err(e) => {
@@ -425,7 +431,7 @@ impl Hub {
     pub fn answer(&self, conn: ConnId, id: &CallId, outcome: Outcome) {
         let kind = if outcome.is_ok() { "result" } else { "error" };
         let outcome = {
-            let inner = self.lock();
+            let mut inner = self.lock();
             match inner.calls.get(id) {
                 Some(task) if task.state.conn() == Some(conn) => {
                     // Errors without a stage get the one the server saw last.
@@ -437,15 +443,25 @@ impl Hub {
                     return;
                 }
                 None => {
-                    match inner.finished.get(id) {
-                        Some(Finished::Completed) => tracing::warn!(
-                            call = %id,
-                            "duplicate {kind} from ext-{conn}: the call was already completed; dropped"
-                        ),
-                        Some(Finished::Failed(code)) => tracing::warn!(
-                            call = %id,
-                            "late {kind} from ext-{conn}: the call had already failed with {code}; dropped"
-                        ),
+                    match inner.finished.get_mut(id) {
+                        Some(record) if record.error.is_none() => {
+                            record.dropped_answers += 1;
+                            tracing::warn!(
+                                call = %id,
+                                "duplicate {kind} from ext-{conn}: the call was already completed; dropped"
+                            )
+                        }
+                        Some(record) => {
+                            record.dropped_answers += 1;
+                            let code = record
+                                .error
+                                .as_ref()
+                                .map_or(ErrorCode::ProtocolError, |e| e.code);
+                            tracing::warn!(
+                                call = %id,
+                                "late {kind} from ext-{conn}: the call had already failed with {code}; dropped"
+                            )
+                        }
                         None => {
                             tracing::warn!(call = %id, "{kind} from ext-{conn} for an unknown call id: dropped")
                         }
@@ -544,6 +560,13 @@ impl Hub {
             pid: std::process::id(),
             extensions,
             calls: calls.into_iter().map(|(_, c)| c).collect(),
+            recent: inner
+                .finished_order
+                .iter()
+                .rev()
+                .take(RECENT_IN_STATUS)
+                .filter_map(|id| inner.finished.get(id).cloned())
+                .collect(),
         }
     }
 
@@ -598,14 +621,14 @@ impl Hub {
 }
 
 impl Inner {
-    fn remember(&mut self, id: CallId, finished: Finished) {
+    fn remember(&mut self, finished: FinishedCall) {
         if self.finished_order.len() >= FINISHED_MEMORY
             && let Some(old) = self.finished_order.pop_front()
         {
             self.finished.remove(&old);
         }
-        self.finished_order.push_back(id.clone());
-        self.finished.insert(id, finished);
+        self.finished_order.push_back(finished.id.clone());
+        self.finished.insert(finished.id.clone(), finished);
     }
 }
 
@@ -662,4 +685,11 @@ fn internal_lost(id: &CallId) -> ErrorBody {
         ErrorCode::ProtocolError,
         format!("the server lost track of call {id}; please report this"),
     )
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

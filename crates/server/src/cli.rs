@@ -350,7 +350,51 @@ pub fn render_status(status: &Status) -> String {
         }
         out.push_str(&table(&rows));
     }
+    out.push('\n');
+    if status.recent.is_empty() {
+        out.push_str("Recent calls: none\n");
+    } else {
+        let shown = status.recent.len().min(RECENT_SHOWN);
+        out.push_str(&format!(
+            "Recent calls (newest first, {shown} of {}):\n",
+            status.recent.len()
+        ));
+        let mut rows = vec![
+            ["ID", "METHOD", "OUTCOME", "TOOK", "ENDED", "PAGE"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
+        for c in status.recent.iter().take(RECENT_SHOWN) {
+            let mut outcome = match &c.error {
+                None => "ok".to_owned(),
+                Some(e) => format!("{}: {}", e.code, shorten(&e.message, 60)),
+            };
+            if c.dropped_answers > 0 {
+                outcome.push_str(&format!(" (+{} dropped answer(s))", c.dropped_answers));
+            }
+            rows.push(vec![
+                c.id.clone(),
+                c.method.clone(),
+                outcome,
+                fmt_age(c.duration_s),
+                format!("{} ago", fmt_age(now - c.ended_at)),
+                c.page.clone(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
     out
+}
+
+/// How many finished calls `any status` lists (`--json` has all the server keeps).
+const RECENT_SHOWN: usize = 10;
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
 }
 
 fn table(rows: &[Vec<String>]) -> String {
@@ -450,5 +494,18 @@ mod tests {
         ] {
             assert!(call.contains(cell), "{cell} missing from {call:?}");
         }
+        let failed = table
+            .lines()
+            .find(|l| l.contains("c-6"))
+            .expect("recent row");
+        assert!(
+            failed.contains("timeout: the call did not finish") && failed.contains("(+1 dropped"),
+            "{failed}"
+        );
+        let done = table
+            .lines()
+            .find(|l| l.contains("c-5"))
+            .expect("recent row");
+        assert!(done.contains(" ok ") && done.contains("0.8s"), "{done}");
     }
 }

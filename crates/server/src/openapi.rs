@@ -136,7 +136,7 @@ pub fn document() -> Value {
             },
             "Status": {
                 "type": "object",
-                "required": ["version", "listen", "pid", "extensions", "calls"],
+                "required": ["version", "listen", "pid", "extensions", "calls", "recent"],
                 "properties": {
                     "version": {"type": "string"},
                     "listen": {"type": "string"},
@@ -160,6 +160,19 @@ pub fn document() -> Value {
                             "id": {"type": "string"}, "page": {"type": "string"}, "method": {"type": "string"},
                             "stage": {"$ref": "#/components/schemas/Stage"}, "conn": {"type": "string"},
                             "age_s": {"type": "number"}
+                        }
+                    }},
+                    "recent": {"type": "array", "description": "Finished calls, newest first", "items": {
+                        "type": "object",
+                        "required": ["id", "page", "method", "ended_at", "duration_s"],
+                        "properties": {
+                            "id": {"type": "string"}, "page": {"type": "string"}, "method": {"type": "string"},
+                            "conn": {"type": "string"},
+                            "ended_at": {"type": "number", "description": "Unix seconds"},
+                            "duration_s": {"type": "number"},
+                            "error": {"$ref": "#/components/schemas/ErrorBody"},
+                            "dropped_answers": {"type": "integer",
+                                "description": "Late or duplicate answers that arrived after the call ended"}
                         }
                     }}
                 }

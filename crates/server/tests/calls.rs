@@ -186,6 +186,17 @@ async fn a_timeout_says_the_stage_reached_cancels_the_call_and_drops_the_late_an
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (_, status_body) = server.get("/v1/status").await;
     assert_eq!(status_body["calls"], json!([]));
+    let record = &status_body["recent"][0];
+    assert_eq!(
+        record["id"],
+        id.as_str(),
+        "the black-box record has the call"
+    );
+    assert_eq!(record["error"]["code"], "timeout");
+    assert_eq!(
+        record["dropped_answers"], 1,
+        "and counts the late answer it dropped"
+    );
     let (status, answer) = server.call_method("echo", json!({"after": "late"})).await;
     assert_eq!(
         (status, &answer["result"]),
@@ -261,7 +272,20 @@ async fn a_duplicate_answer_is_dropped_and_the_caller_gets_one() {
     // The second answer neither became a second response nor broke the server.
     let (status, next) = server.call_method("echo", json!({"n": 2})).await;
     assert_eq!((status, &next["result"]), (200, &json!({"n": 2})));
-    assert_eq!(server.get("/v1/status").await.1["calls"], json!([]));
+    let status = server.get("/v1/status").await.1;
+    assert_eq!(status["calls"], json!([]));
+    let record = status["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .cloned();
+    let record = record.expect("the call is in the record");
+    assert!(record.get("error").is_none(), "it completed: {record}");
+    assert_eq!(
+        record["dropped_answers"], 1,
+        "the duplicate was dropped: {record}"
+    );
     server.stop().await;
 }
 
