@@ -87,6 +87,13 @@ def _profile_processes(profile: Path) -> list[int]:
     return pids
 
 
+def _tail(path: Path, n: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return f"(no {path})"
+
+
 def _stop(proc: subprocess.Popen, sig=signal.SIGTERM, grace: float = 10.0) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -174,10 +181,7 @@ class Server:
         return status, body["error"]
 
     def tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+        return _tail(self.log, n)
 
 
 class Browser:
@@ -211,10 +215,9 @@ class Browser:
                 pass
 
     def tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+        """The end of `any browser`'s output and of Chromium's own log in the profile."""
+        return (f"{_tail(self.log, n)}\n--- {self.profile / 'chromium.log'}:\n"
+                f"{_tail(self.profile / 'chromium.log', n)}")
 
 
 class Stack:
@@ -236,6 +239,11 @@ class Stack:
                           self.tmp / f"browser-{port}.log", label)
         self.started.append(browser)
         return browser
+
+    def logs(self) -> list[tuple[str, str]]:
+        """(title, tail) of every log, for a failure report."""
+        return [(f"{type(item).__name__.lower()} on port {item.port}", item.tail())
+                for item in self.started]
 
     def stop_all(self) -> None:
         # Browsers first, so that they do not log a reconnect storm into the servers.

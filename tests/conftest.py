@@ -25,6 +25,21 @@ def pytest_addoption(parser):
                      help="the built extension (default: dist/extension)")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with the logs of the servers and browsers it used."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name in ("shared", "stack"):
+        fixture = item.funcargs.get(name)
+        stack = getattr(fixture, "stack", fixture)
+        if isinstance(stack, Stack):
+            for title, text in stack.logs():
+                report.sections.append((f"log: {title}", text))
+
+
 @pytest.fixture(scope="session")
 def pages():
     """Base URL of the test pages, e.g. `http://127.0.0.1:41234`."""
@@ -74,6 +89,7 @@ def shared(built, tmp_path_factory):
             server.wait_extension()
         except AssertionError as err:
             raise AssertionError(f"{err}\n--- browser log:\n{browser.tail()}") from None
+        server.stack = s  # lets a failure report show the logs
         yield server
     finally:
         s.stop_all()

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Browsers tried on `PATH`, in order, when `--chromium` is not given.
 const CHROMIUM_NAMES: [&str; 3] = ["chromium", "chromium-browser", "google-chrome"];
@@ -83,6 +84,9 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
     let log_path = profile.join(CHROMIUM_LOG);
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
+    // Listen for SIGINT/SIGTERM before Chromium exists, so that no signal can end this
+    // process while leaving the browser behind.
+    let signals = Signals::new()?;
     let mut command = Command::new(&chromium);
     command
         .args(chromium_flags(&profile, &loaded, args.headless))
@@ -109,7 +113,7 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
         },
     );
 
-    let status = wait_or_stop(&mut child).await?;
+    let status = wait_or_stop(&mut child, signals).await?;
     match status {
         Some(status) if !status.success() => bail!(
             "Chromium exited with {status}; its last messages:\n{}",
@@ -119,16 +123,31 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The signals that end `any browser` (and with it, Chromium).
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+}
+
 /// Waits for Chromium to exit, or stops it when this process gets SIGINT or SIGTERM.
 /// Returns Chromium's exit status, or `None` when we stopped it.
-async fn wait_or_stop(child: &mut Child) -> anyhow::Result<Option<ExitStatus>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
+async fn wait_or_stop(
+    child: &mut Child,
+    mut signals: Signals,
+) -> anyhow::Result<Option<ExitStatus>> {
     tokio::select! {
         status = child.wait() => return Ok(Some(status?)),
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+        _ = signals.interrupt.recv() => {}
+        _ = signals.terminate.recv() => {}
     }
     eprintln!("any browser: stopping Chromium");
     stop(child).await?;
