@@ -233,10 +233,10 @@ class Stack:
         self.started.append(server)
         return server
 
-    def browser(self, port: int, label: str | None = None) -> Browser:
-        profile = self.tmp / f"profile-{len(self.started)}-{port}"
+    def browser(self, port: int, label: str | None = None, profile: Path | None = None) -> Browser:
+        profile = profile or self.tmp / f"profile-{len(self.started)}-{port}"
         browser = Browser(self.any_bin, self.extension, port, profile,
-                          self.tmp / f"browser-{port}.log", label)
+                          self.tmp / f"browser-{len(self.started)}-{port}.log", label)
         self.started.append(browser)
         return browser
 

@@ -225,6 +225,22 @@ def test_server_restarted_under_a_connected_browser(stack, pages):
     assert after["url"] == before["url"] == page
 
 
+def test_a_profile_reused_with_another_port_connects_there(stack, tmp_path, pages):
+    """The default profile is persistent: the next `any browser --port Q` on it must talk
+    to port Q, not to the port of the last run."""
+    profile = tmp_path / "kept-profile"
+    for run in range(2):
+        server = stack.server()
+        server.start()
+        browser = stack.browser(server.port, profile=profile)
+        browser.start()
+        server.wait_extension()
+        page = f"{pages}/plain.html?profile-run-{run}"
+        assert server.call(page, "pageInfo")["url"] == page
+        browser.stop()
+        server.stop()
+
+
 def test_stopping_any_browser_leaves_no_chromium(stack):
     port = free_port()
     browser = stack.browser(port)
