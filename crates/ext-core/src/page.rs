@@ -181,6 +181,9 @@ mod tests {
             ("Not=A?Brand".to_owned(), "99".to_owned()),
         ];
         assert_eq!(browser_info(&brands, ua).name, "Google Chrome");
+        // fullVersionList beats the reduced user agent.
+        let full = vec![("Chromium".to_owned(), "156.0.7632.116".to_owned())];
+        assert_eq!(browser_info(&full, ua).version, "156.0.7632.116");
         assert_eq!(browser_info(&[], ua).name, "Chrome");
     }
 }

@@ -28,6 +28,9 @@ use crate::wait::{self, Next, POLL_MS, Probe, Stop, Wait};
 /// How long the MAIN-world probe waits for a postMessage-lane helper to say it serves
 /// the method (only when `globalThis.__any__[method]` is absent).
 const LANE_ASK_MS: u32 = 50;
+/// After a failed injection, how long to wait for `tabs.onRemoved` / `webNavigation`
+/// events that explain it.
+const EVENTS_GRACE_MS: u32 = 100;
 
 /// Runs one call to its single terminal answer (or to silence, when cancelled).
 pub async fn run(call: Call) {
@@ -174,7 +177,11 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
             .flatten()
     })
     .await?;
-    // executeScript may settle just as the frame goes away: the watcher's verdict wins.
+    // executeScript may settle just as the frame goes away, before the tab and navigation
+    // events arrive: give them a moment, then the watcher's verdict wins.
+    if invoked.is_err() {
+        sleep(EVENTS_GRACE_MS).await;
+    }
     if let Some(stop) =
         with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq))
             .flatten()

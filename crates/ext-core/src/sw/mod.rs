@@ -144,7 +144,10 @@ pub fn start() {
             started_at: now(),
             version: get_string(&manifest, "version").unwrap_or_default(),
             extension_id,
-            browser: browser_info(),
+            browser: BrowserInfo {
+                name: String::new(),
+                version: String::new(),
+            },
         });
         true
     });
@@ -156,6 +159,8 @@ pub fn start() {
         if let Err(e) = settle(chrome::alarms_create(ALARM, &alarm)).await {
             error(format!("could not create the keep-alive alarm: {e}"));
         }
+        let browser = browser_info().await;
+        with(|a| a.browser = browser);
         load_config().await;
         restore_reject().await;
         log(format!(
@@ -173,10 +178,25 @@ pub fn start() {
     });
 }
 
-fn browser_info() -> BrowserInfo {
+/// Names the browser: `navigator.userAgentData` brands with full versions
+/// (`getHighEntropyValues(["fullVersionList"])`) when available, else the user agent.
+async fn browser_info() -> BrowserInfo {
     let nav = chrome::NAVIGATOR.with(JsValue::clone);
     let ua = get_string(&nav, "userAgent").unwrap_or_default();
-    let brands = get(&get(&nav, "userAgentData"), "brands");
+    let data = get(&nav, "userAgentData");
+    let mut brands = get(&data, "brands");
+    if let Ok(f) = get(&data, "getHighEntropyValues").dyn_into::<js_sys::Function>() {
+        let hints = js::array(&["fullVersionList".into()]);
+        let high = f
+            .call1(&data, &hints)
+            .map(|p| p.unchecked_into::<Promise>());
+        if let Ok(values) = settle(high).await {
+            let full = get(&values, "fullVersionList");
+            if full.is_object() {
+                brands = full;
+            }
+        }
+    }
     let brands: Vec<(String, String)> = js_sys::Array::from(&brands)
         .iter()
         .filter_map(|b| Some((get_string(&b, "brand")?, get_string(&b, "version")?)))
