@@ -292,6 +292,7 @@ fn default_profile() -> anyhow::Result<PathBuf> {
 
 /// Fails when a running Chromium holds `profile`: a second Chromium on the same profile
 /// would hand its arguments to the first one and exit at once, without our extension.
+/// (Liveness is read from `/proc`; where there is none, the check is skipped.)
 fn refuse_profile_in_use(profile: &Path) -> anyhow::Result<()> {
     // Chromium's lock is a symlink `SingletonLock -> <hostname>-<pid>`.
     let Ok(target) = std::fs::read_link(profile.join("SingletonLock")) else {
@@ -438,6 +439,21 @@ mod tests {
         let err = find_extension(Some(&root)).unwrap_err().to_string();
         assert!(err.contains("./build.sh build"), "{err}");
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_profile_held_by_a_running_chromium_is_refused() {
+        let profile = temp_dir("lock");
+        let lock = profile.join("SingletonLock");
+        // A lock left by a process that is gone (pids are below 2^22 on Linux).
+        std::os::unix::fs::symlink("some-host-99999999", &lock).unwrap();
+        refuse_profile_in_use(&profile).unwrap();
+        // A lock held by a live process: this test's own.
+        std::fs::remove_file(&lock).unwrap();
+        std::os::unix::fs::symlink(format!("some-host-{}", std::process::id()), &lock).unwrap();
+        let err = refuse_profile_in_use(&profile).unwrap_err().to_string();
+        assert!(err.contains("in use by a running Chromium"), "{err}");
+        std::fs::remove_dir_all(profile).unwrap();
     }
 
     #[test]
