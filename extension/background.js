@@ -20,6 +20,7 @@ chrome.alarms.onAlarm.addListener(forward("alarm"));
 chrome.tabs.onRemoved.addListener(forward("tab_removed"));
 chrome.webNavigation.onBeforeNavigate.addListener(forward("nav_before"));
 chrome.webNavigation.onCommitted.addListener(forward("nav_committed"));
+chrome.webNavigation.onDOMContentLoaded.addListener(forward("nav_dom_ready"));
 chrome.webNavigation.onCompleted.addListener(forward("nav_completed"));
 chrome.webNavigation.onErrorOccurred.addListener(forward("nav_error"));
 chrome.storage.onChanged.addListener((changes, area) => forward("storage_changed")({ changes, area }));

@@ -9,23 +9,27 @@
 use std::collections::HashMap;
 
 use any_protocol::{CallId, TabPolicy};
+use serde::Serialize;
 
 pub type TabId = i32;
 
 /// The main frame's navigation, as the `webNavigation` events tell it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Nav {
     /// A navigation started (or the tab is new and nothing was heard yet).
     Loading,
     /// The new document is committed and loading.
     Committed,
+    /// `onDOMContentLoaded`: the document is parsed; images, frames may still load.
+    Interactive,
     /// `onCompleted`: the document and its resources finished loading.
     Complete,
     /// `onErrorOccurred`, e.g. `net::ERR_CONNECTION_REFUSED`.
     Failed(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Tab {
     pub nav: Nav,
     /// The main frame's URL as of the last event.
@@ -68,6 +72,18 @@ pub struct Tabs {
 }
 
 impl Tabs {
+    /// The tabs this extension opened, for the popup.
+    pub fn owned(&self) -> Vec<(TabId, &Tab)> {
+        let mut v: Vec<(TabId, &Tab)> = self
+            .tabs
+            .iter()
+            .filter(|(_, t)| t.owned)
+            .map(|(id, t)| (*id, t))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+
     pub fn get(&self, id: TabId) -> Option<&Tab> {
         self.tabs.get(&id)
     }
@@ -93,6 +109,15 @@ impl Tabs {
         }
         t.nav = Nav::Committed;
         t.url = url.to_owned();
+    }
+
+    /// `webNavigation.onDOMContentLoaded` for a main frame.
+    pub fn dom_ready(&mut self, id: TabId, url: &str) {
+        let t = self.entry(id, url);
+        if t.nav != Nav::Complete {
+            t.nav = Nav::Interactive;
+            t.url = url.to_owned();
+        }
     }
 
     /// `webNavigation.onCompleted` for a main frame.
@@ -152,7 +177,7 @@ impl Tabs {
                 t.owned
                     && t.busy.is_none()
                     && !t.closed
-                    && t.nav == Nav::Complete
+                    && matches!(t.nav, Nav::Complete | Nav::Interactive)
                     && normalize_url(&t.url) == want
             })
             .map(|(id, _)| *id)
@@ -251,6 +276,19 @@ mod tests {
         assert_eq!(
             tabs.choose("http://h:1/b.html", TabPolicy::Reuse, "c6"),
             Choice::Open
+        );
+    }
+
+    #[test]
+    fn a_parsed_page_whose_load_never_fired_is_reused() {
+        let mut tabs = Tabs::default();
+        tabs.adopt(5, "http://h:1/", "c1");
+        tabs.before_navigate(5, "http://h:1/");
+        tabs.dom_ready(5, "http://h:1/");
+        tabs.release(5, "c1");
+        assert_eq!(
+            tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"),
+            Choice::Reuse(5)
         );
     }
 

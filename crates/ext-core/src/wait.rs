@@ -11,6 +11,9 @@ use any_protocol::{ErrorBody, ErrorCode, Stage};
 
 use crate::tabs::{Nav, Tab};
 
+/// A page whose document is parsed but whose `load` has not fired after this long (a
+/// hanging image, a long poll) counts as loaded, so its methods can still be called.
+pub const LOAD_GRACE_MS: f64 = 5_000.0;
 /// How long after the page loaded a missing method is waited for.
 pub const METHOD_WAIT_MS: f64 = 10_000.0;
 /// A missing method is reported this long before the call's deadline, so the caller
@@ -64,6 +67,7 @@ pub struct Wait {
     deadline: f64,
     pub stage: Stage,
     loaded_at: Option<f64>,
+    interactive_at: Option<f64>,
     next_probe: f64,
     last_probe_error: Option<String>,
 }
@@ -78,9 +82,17 @@ impl Wait {
             deadline: started + timeout_ms,
             stage,
             loaded_at: None,
+            interactive_at: None,
             next_probe: 0.0,
             last_probe_error: None,
         }
+    }
+
+    /// The call reuses a tab that already served a call: a parsed document there is
+    /// ready without the [`LOAD_GRACE_MS`] wait.
+    pub fn reusing(mut self) -> Self {
+        self.interactive_at = Some(f64::NEG_INFINITY);
+        self
     }
 
     pub fn deadline(&self) -> f64 {
@@ -116,8 +128,16 @@ impl Wait {
                 .at(self.stage),
             ));
         }
+        if tab.nav == Nav::Interactive {
+            self.interactive_at.get_or_insert(now);
+        }
+        let parsed_long_ago = self
+            .interactive_at
+            .is_some_and(|t| now - t >= LOAD_GRACE_MS);
         match self.loaded_at {
-            None if tab.nav == Nav::Complete => {
+            None if tab.nav == Nav::Complete
+                || (tab.nav == Nav::Interactive && parsed_long_ago) =>
+            {
                 self.loaded_at = Some(now);
                 self.stage = Stage::PageLoaded;
                 self.next_probe = now;
@@ -295,6 +315,21 @@ mod tests {
                 PAGE
             ),
             Next::Found { lane: false }
+        );
+    }
+
+    #[test]
+    fn a_page_whose_load_never_fires_counts_as_loaded_after_the_grace() {
+        let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
+        let tabs = tracked(|t| t.dom_ready(1, PAGE));
+        assert_eq!(w.poll(100.0, tabs.get(1), false), Next::Sleep);
+        assert_eq!(w.poll(5_000.0, tabs.get(1), false), Next::Sleep);
+        assert_eq!(w.poll(5_100.0, tabs.get(1), false), Next::PageLoaded);
+        let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::TabOpened).reusing();
+        assert_eq!(
+            w.poll(1.0, tabs.get(1), false),
+            Next::PageLoaded,
+            "a reused tab needs no grace"
         );
     }
 

@@ -121,6 +121,9 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
     };
 
     let mut wait = Wait::new(&call.page, &call.method, started, call.timeout_ms, stage);
+    if matches!(choice, Choice::Reuse(_)) {
+        wait = wait.reusing();
+    }
     let lane = loop {
         let next = with(|a| {
             let c = a.calls.is_cancelled(id);

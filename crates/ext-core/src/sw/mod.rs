@@ -542,12 +542,13 @@ pub fn on_event(kind: &str, detail: JsValue) {
     match kind {
         "nav_before" if main_frame() => _ = with(|a| a.tabs.before_navigate(tab, &url)),
         "nav_committed" if main_frame() => _ = with(|a| a.tabs.committed(tab, &url)),
+        "nav_dom_ready" if main_frame() => _ = with(|a| a.tabs.dom_ready(tab, &url)),
         "nav_completed" if main_frame() => _ = with(|a| a.tabs.completed(tab, &url)),
         "nav_error" if main_frame() => {
             let e = get_string(&detail, "error").unwrap_or_else(|| "unknown error".to_owned());
             with(|a| a.tabs.failed(tab, &url, &e));
         }
-        "nav_before" | "nav_committed" | "nav_completed" | "nav_error" => {}
+        "nav_before" | "nav_committed" | "nav_dom_ready" | "nav_completed" | "nav_error" => {}
         "tab_removed" => _ = with(|a| a.tabs.removed(detail.as_f64().map_or(-1, |n| n as i32))),
         "storage_changed" => {
             if get_string(&detail, "area").as_deref() == Some("local") {
@@ -639,6 +640,7 @@ fn status() -> serde_json::Value {
             "config_loaded": a.config_loaded,
             "config_file_error": a.file_error,
             "calls": a.calls,
+            "tabs": a.tabs.owned().into_iter().map(|(id, t)| json!({"id": id, "tab": t})).collect::<Vec<_>>(),
         })
     })
     .unwrap_or_else(|| json!({"ok": false, "error": "the worker is still starting"}))
