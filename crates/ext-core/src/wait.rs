@@ -156,6 +156,17 @@ impl Wait {
             Ok(Probe { main: true, .. }) => return Next::Found { lane: false },
             Ok(Probe { lane: true, .. }) => return Next::Found { lane: true },
             Ok(_) => self.last_probe_error = None,
+            Err(e) if cannot_script(&e) => {
+                let hint = if url.starts_with("file:") {
+                    " Turn on \"Allow access to file URLs\" for the any extension in chrome://extensions."
+                } else {
+                    " Browsers do not let extensions run code on their own pages (chrome://, the web store)."
+                };
+                let message = format!("the extension may not run code on {url}: {e}.{hint}");
+                return Next::Stop(Stop::Fail(
+                    ErrorBody::new(ErrorCode::MethodNotFound, message).at(self.stage),
+                ));
+            }
             Err(e) => self.last_probe_error = Some(e),
         }
         let loaded_at = self.loaded_at.unwrap_or(now);
@@ -177,6 +188,11 @@ impl Wait {
         self.next_probe = now + PROBE_INTERVAL_MS;
         Next::Sleep
     }
+}
+
+/// A probe failure that retrying cannot fix: the browser forbids scripting this page.
+fn cannot_script(chrome_message: &str) -> bool {
+    chrome_message.contains("Cannot access") || chrome_message.contains("must request permission")
 }
 
 /// Checks that apply in every phase: cancel, closed tab, deadline.
@@ -390,6 +406,25 @@ mod tests {
         assert!(e.message.contains("userscript"), "{}", e.message);
         assert!(e.message.contains("error page"), "{}", e.message);
         assert_eq!(e.stage, Some(Stage::PageLoaded));
+    }
+
+    #[test]
+    fn a_page_the_extension_may_not_script_fails_at_once() {
+        let mut w = Wait::new("file:///tmp/a.html", "m", 0.0, 30_000, Stage::Navigating);
+        let n = w.probed(
+            10.0,
+            Err("Cannot access contents of url \"file:///tmp/a.html\". Extension manifest must request permission to access this host.".into()),
+            "file:///tmp/a.html",
+        );
+        let Next::Stop(Stop::Fail(e)) = n else {
+            panic!("expected failure, got {n:?}")
+        };
+        assert_eq!(e.code, ErrorCode::MethodNotFound);
+        assert!(
+            e.message.contains("Allow access to file URLs"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
