@@ -1,5 +1,8 @@
 //! Call bookkeeping and the black box the popup shows: plain Rust, no browser.
 //!
+//! Runs in: the extension's service worker (compiled to wasm) and in native unit tests;
+//! it touches no browser API.
+//!
 //! [`Calls`] holds the calls in flight (so a `cancel` or a lost socket reaches them),
 //! guarantees each call ends exactly once ([`Calls::finish`] answers `true` only the
 //! first time), and keeps the last [`HISTORY`] finished calls and the last [`HISTORY`]

@@ -1,5 +1,8 @@
 //! Where the extension connects and what it calls itself: plain Rust, no browser.
 //!
+//! Runs in: the extension's service worker (compiled to wasm) and in native unit tests;
+//! it touches no browser API.
+//!
 //! Three sources, strongest first: values the user saved in the options page or popup
 //! (`chrome.storage.local`), then `config.json` in the extension's own directory
 //! (written by `any browser`), then the built-in default. Each field is resolved on its

@@ -1,5 +1,8 @@
 //! The connection to the server as a state machine: plain Rust, no browser.
 //!
+//! Runs in: the extension's service worker (compiled to wasm) and in native unit tests;
+//! it touches no browser API.
+//!
 //! The service worker feeds it a tick every second and the socket's events; it answers
 //! with [`Action`]s for the browser binding to carry out. All timing decisions live
 //! here: the fixed 1 s retry, the connect watchdog, the hello deadline, the silence

@@ -1,6 +1,9 @@
 //! Reading what the page-world functions (`extension/page-world.js`) return, and naming
 //! the browser: plain Rust, no browser.
 //!
+//! Runs in: the extension's service worker (compiled to wasm) and in native unit tests;
+//! it touches no browser API.
+//!
 //! `chrome.scripting.executeScript` turns a throw into `null` and mangles values, so the
 //! page side always answers with an explicit envelope: `{ok: true, json: "<JSON text>"}`
 //! or `{ok: false, error: {code, name, message, stack}}`. This module turns the error

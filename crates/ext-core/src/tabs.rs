@@ -1,5 +1,8 @@
 //! What the extension knows about tabs: plain Rust, no browser.
 //!
+//! Runs in: the extension's service worker (compiled to wasm) and in native unit tests;
+//! it touches no browser API.
+//!
 //! The service worker forwards the main-frame `webNavigation` events and `tabs.onRemoved`
 //! for every tab; [`Tabs`] keeps each tab's navigation state so that a call can ask
 //! "is the page loaded, did it fail, was the tab closed, did it navigate since?" without

@@ -1,5 +1,8 @@
 //! When a call may run its method, and when it must give up: plain Rust, no browser.
 //!
+//! Runs in: the extension's service worker (compiled to wasm) and in native unit tests;
+//! it touches no browser API.
+//!
 //! A call waits for real readiness: the main frame's navigation completed **and**
 //! `globalThis.__any__[method]` answers a MAIN-world probe (directly, or through the
 //! postMessage lane). Userscripts may register their methods seconds after load, so the
