@@ -45,6 +45,10 @@ pub struct Tab {
     /// The call currently running in the tab.
     pub busy: Option<CallId>,
     pub closed: bool,
+    /// The page a call asked for when this tab last served one, and the navigation it
+    /// was at then: a tab that was redirected (`http:` → `https:`, `/` → `/home`) is
+    /// still "at" the page it was opened for, as long as it has not navigated since.
+    pub served: Option<(String, u64)>,
 }
 
 impl Tab {
@@ -56,6 +60,7 @@ impl Tab {
             owned: false,
             busy: None,
             closed: false,
+            served: None,
         }
     }
 }
@@ -154,12 +159,15 @@ impl Tabs {
         t.busy = Some(call.to_owned());
     }
 
-    /// The call is done with the tab.
-    pub fn release(&mut self, id: TabId, call: &str) {
+    /// The call, which asked for `page`, is done with the tab.
+    pub fn release(&mut self, id: TabId, call: &str, page: &str) {
         if let Some(t) = self.tabs.get_mut(&id)
             && t.busy.as_deref() == Some(call)
         {
             t.busy = None;
+            if matches!(t.nav, Nav::Complete | Nav::Interactive) {
+                t.served = Some((normalize_url(page), t.nav_seq));
+            }
             if t.closed {
                 self.tabs.remove(&id);
             }
@@ -181,7 +189,10 @@ impl Tabs {
                     && t.busy.is_none()
                     && !t.closed
                     && matches!(t.nav, Nav::Complete | Nav::Interactive)
-                    && normalize_url(&t.url) == want
+                    && (normalize_url(&t.url) == want
+                        || t.served
+                            .as_ref()
+                            .is_some_and(|(page, seq)| *page == want && *seq == t.nav_seq))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -248,7 +259,7 @@ mod tests {
         tabs.before_navigate(id, url);
         tabs.committed(id, url);
         tabs.completed(id, url);
-        tabs.release(id, call);
+        tabs.release(id, call, url);
     }
 
     #[test]
@@ -264,7 +275,7 @@ mod tests {
             tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c3"),
             Choice::Open
         );
-        tabs.release(7, "c2");
+        tabs.release(7, "c2", "http://h:1/a.html");
         assert_eq!(
             tabs.choose("http://h:1/a.html?x", TabPolicy::Reuse, "c4"),
             Choice::Open
@@ -288,10 +299,33 @@ mod tests {
         tabs.adopt(5, "http://h:1/", "c1");
         tabs.before_navigate(5, "http://h:1/");
         tabs.dom_ready(5, "http://h:1/");
-        tabs.release(5, "c1");
+        tabs.release(5, "c1", "http://h:1/");
         assert_eq!(
             tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"),
             Choice::Reuse(5)
+        );
+    }
+
+    #[test]
+    fn a_redirected_tab_is_reused_for_the_page_it_was_opened_for_until_it_navigates() {
+        let mut tabs = Tabs::default();
+        tabs.adopt(6, "http://h:1/", "c1");
+        tabs.before_navigate(6, "http://h:1/");
+        // A server redirect: the tab ends up elsewhere within the same navigation.
+        tabs.committed(6, "http://h:1/home");
+        tabs.completed(6, "http://h:1/home");
+        tabs.release(6, "c1", "http://h:1/");
+        assert_eq!(
+            tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"),
+            Choice::Reuse(6)
+        );
+        tabs.release(6, "c2", "http://h:1/");
+        // It navigated since: no longer "at" the page.
+        tabs.before_navigate(6, "http://h:1/other");
+        tabs.completed(6, "http://h:1/other");
+        assert_eq!(
+            tabs.choose("http://h:1/", TabPolicy::Reuse, "c3"),
+            Choice::Open
         );
     }
 
@@ -319,7 +353,7 @@ mod tests {
         tabs.adopt(3, "http://h:1/", "c1");
         tabs.removed(3);
         assert!(tabs.get(3).is_some_and(|t| t.closed));
-        tabs.release(3, "c1");
+        tabs.release(3, "c1", "http://h:1/");
         assert!(tabs.get(3).is_none());
     }
 

@@ -42,7 +42,7 @@ pub async fn run(call: Call) {
     let mut held: Option<TabId> = None;
     let outcome = flow(&call, started, &mut held).await;
     if let Some(tab) = held {
-        with(|a| a.tabs.release(tab, &call.id));
+        with(|a| a.tabs.release(tab, &call.id, &call.page));
     }
     let end = now();
     match outcome {
