@@ -61,6 +61,7 @@ async function refresh() {
   );
   lines($("errors"), s.calls.errors.slice().reverse());
   lines($("log"), s.calls.log.slice().reverse());
+  lines($("frames"), s.calls.frames.slice().reverse());
 }
 
 $("label-form").addEventListener("submit", async (event) => {

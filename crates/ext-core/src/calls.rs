@@ -15,6 +15,9 @@ use serde::Serialize;
 
 /// How many finished calls, errors and log lines are kept.
 pub const HISTORY: usize = 20;
+/// How many socket frames the transcript keeps, and how much of each.
+pub const FRAMES: usize = 50;
+pub const FRAME_CHARS: usize = 300;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InFlight {
@@ -68,6 +71,9 @@ pub struct Calls {
     history: VecDeque<Finished>,
     errors: VecDeque<Line>,
     log: VecDeque<Line>,
+    /// The last [`FRAMES`] frames in (`<-`) and out (`->`), each cut to [`FRAME_CHARS`]:
+    /// when the socket is silent or odd, this shows exactly what was said.
+    frames: VecDeque<Line>,
 }
 
 fn in_flight_list<S: serde::Serializer>(
@@ -197,6 +203,22 @@ impl Calls {
         push(&mut self.log, now, text);
     }
 
+    /// Records a frame: `incoming` from the server, else to it.
+    pub fn frame(&mut self, now: f64, incoming: bool, text: &str) {
+        if self.frames.len() == FRAMES {
+            self.frames.pop_front();
+        }
+        let arrow = if incoming { "<-" } else { "->" };
+        let mut cut: String = text.chars().take(FRAME_CHARS).collect();
+        if cut.len() < text.len() {
+            cut.push_str(&format!("… ({} bytes)", text.len()));
+        }
+        self.frames.push_back(Line {
+            at: now,
+            text: format!("{arrow} {cut}"),
+        });
+    }
+
     pub fn running(&self) -> usize {
         self.in_flight.len()
     }
@@ -249,5 +271,19 @@ mod tests {
         let json = serde_json::to_value(&c).expect("serializes");
         assert_eq!(json["history"][0]["outcome"], "error");
         assert_eq!(json["history"][0]["code"], "method_not_found");
+    }
+
+    #[test]
+    fn frame_transcript_is_bounded_and_cut() {
+        let mut c = Calls::default();
+        for i in 0..60 {
+            c.frame(f64::from(i), i % 2 == 0, &"x".repeat(1000));
+        }
+        assert_eq!(c.frames.len(), FRAMES);
+        let last = &c.frames.back().expect("a frame").text;
+        assert!(
+            last.starts_with("-> xxx") && last.ends_with("(1000 bytes)"),
+            "{last}"
+        );
     }
 }

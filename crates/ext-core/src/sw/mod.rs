@@ -442,6 +442,7 @@ fn send_on(sock: u64, frame: &ExtensionFrame) -> bool {
     let text = encode(frame);
     let outcome = with(|a| match &a.socket {
         Some(s) if s.sock == sock && s.ws.ready_state() == WebSocket::OPEN => {
+            a.calls.frame(now(), false, &text);
             s.ws.send_with_str(&text).js().map_err(|e| e.0)
         }
         Some(s) if s.sock == sock => Err(format!(
@@ -486,7 +487,10 @@ fn received(sock: u64, text: &str) {
     if with(|a| a.link.current_sock() == Some(sock)) != Some(true) {
         return;
     }
-    with(|a| a.link.heard(sock, now()));
+    with(|a| {
+        a.link.heard(sock, now());
+        a.calls.frame(now(), true, text);
+    });
     match decode::<ServerFrame>(text) {
         Ok(ServerFrame::Welcome(w)) => {
             let actions = with(|a| a.link.welcomed(sock, now(), w.heartbeat_ms));
