@@ -159,6 +159,26 @@ impl Tabs {
         t.busy = Some(call.to_owned());
     }
 
+    /// A tab this extension opened before the worker restarted (ids are kept in
+    /// `storage.session`), as `tabs.get` describes it now.
+    pub fn restore(&mut self, id: TabId, url: &str, complete: bool) {
+        let t = self.entry(id, url);
+        t.owned = true;
+        t.url = url.to_owned();
+        if complete && t.nav == Nav::Loading {
+            t.nav = Nav::Complete;
+        }
+    }
+
+    /// The ids of the tabs this extension opened (to keep across worker restarts).
+    pub fn owned_ids(&self) -> Vec<TabId> {
+        self.owned()
+            .into_iter()
+            .filter(|(_, t)| !t.closed)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// The call, which asked for `page`, is done with the tab.
     pub fn release(&mut self, id: TabId, call: &str, page: &str) {
         if let Some(t) = self.tabs.get_mut(&id)
@@ -326,6 +346,23 @@ mod tests {
         assert_eq!(
             tabs.choose("http://h:1/", TabPolicy::Reuse, "c3"),
             Choice::Open
+        );
+    }
+
+    #[test]
+    fn restored_tabs_are_owned_again() {
+        let mut tabs = Tabs::default();
+        tabs.restore(8, "http://h:1/", true);
+        tabs.restore(9, "http://h:1/x", false);
+        assert_eq!(tabs.owned_ids(), vec![8, 9]);
+        assert_eq!(
+            tabs.choose("http://h:1/", TabPolicy::Reuse, "c1"),
+            Choice::Reuse(8)
+        );
+        assert_eq!(
+            tabs.choose("http://h:1/x", TabPolicy::Reuse, "c2"),
+            Choice::Open,
+            "still loading"
         );
     }
 

@@ -232,6 +232,7 @@ async fn open_tab(call: &Call) -> Result<TabId, Stop> {
         ));
     };
     with(|a| a.tabs.adopt(tab, &call.page, &call.id));
+    super::save_owned_tabs();
     Ok(tab)
 }
 
@@ -245,7 +246,9 @@ async fn in_page(tab: TabId, func: &Function, args: &[JsValue]) -> JsResult<JsVa
         ("args", array(args).into()),
     ]);
     let results = settle(chrome::execute_script(&injection)).await?;
-    Ok(get(&js_sys::Array::from(&results).get(0), "result"))
+    Ok(js::items(&results)
+        .first()
+        .map_or(JsValue::UNDEFINED, |r| get(r, "result")))
 }
 
 async fn probe(tab: TabId, method: &str) -> JsResult<Probe> {

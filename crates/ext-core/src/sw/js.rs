@@ -78,6 +78,16 @@ pub fn array(items: &[JsValue]) -> Array {
     items.iter().collect()
 }
 
+/// The items of `value` if it is an array, else none. (`Array.from(undefined)` throws,
+/// and an uncaught throw would end the async task that made it.)
+pub fn items(value: &JsValue) -> Vec<JsValue> {
+    if Array::is_array(value) {
+        Array::from(value).iter().collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// `value[key]`, `undefined` when absent or not an object.
 pub fn get(value: &JsValue, key: &str) -> JsValue {
     if !value.is_object() {

@@ -34,6 +34,8 @@ const CAPABILITIES: &[&str] = &["post_message_lane"];
 /// the connect loop) and, while it runs, keeps it from being stopped.
 const ALARM: &str = "any-keepalive";
 const ALARM_PERIOD_MINUTES: f64 = 0.5;
+/// How long the connect loop waits for the start-up reads (config, storage).
+const SETUP_WAIT_MS: f64 = 3_000.0;
 /// A server probe that takes longer than this counts as "nothing answers".
 const PROBE_TIMEOUT_MS: u32 = 900;
 
@@ -64,6 +66,7 @@ struct App {
     file_error: Option<String>,
     config: Config,
     config_loaded: bool,
+    setup_done: bool,
     tabs: Tabs,
     calls: Calls,
     started_at: f64,
@@ -139,6 +142,7 @@ pub fn start() {
             file_error: None,
             config: config::resolve(&ConfigLayer::default(), &ConfigLayer::default()),
             config_loaded: false,
+            setup_done: false,
             tabs: Tabs::default(),
             calls: Calls::default(),
             started_at: now(),
@@ -155,18 +159,21 @@ pub fn start() {
         return;
     }
     wasm_bindgen_futures::spawn_local(async {
-        let alarm = obj(&[("periodInMinutes", ALARM_PERIOD_MINUTES.into())]);
-        if let Err(e) = settle(chrome::alarms_create(ALARM, &alarm)).await {
-            error(format!("could not create the keep-alive alarm: {e}"));
+        setup().await;
+        with(|a| a.setup_done = true);
+    });
+    // The connect loop runs in its own task: whatever happens to the setup, the worker
+    // keeps retrying. It waits for the setup (the configured address) for a moment only.
+    wasm_bindgen_futures::spawn_local(async {
+        let since = now();
+        while with(|a| a.setup_done) == Some(false) && now() - since < SETUP_WAIT_MS {
+            js::sleep(10).await;
         }
-        let browser = browser_info().await;
-        with(|a| a.browser = browser);
-        load_config().await;
-        restore_reject().await;
-        log(format!(
-            "worker started; server {}",
-            with(|a| a.config.server.clone()).unwrap_or_default()
-        ));
+        if with(|a| a.setup_done) != Some(true) {
+            error(format!(
+                "start-up did not finish within {SETUP_WAIT_MS} ms; connecting with the configuration known so far"
+            ));
+        }
         loop {
             let actions = with(|a| {
                 let server = a.config.server.clone();
@@ -176,6 +183,23 @@ pub fn start() {
             js::sleep(TICK_MS).await;
         }
     });
+}
+
+/// Alarm, browser name, configuration, remembered rejection and tabs.
+async fn setup() {
+    let alarm = obj(&[("periodInMinutes", ALARM_PERIOD_MINUTES.into())]);
+    if let Err(e) = settle(chrome::alarms_create(ALARM, &alarm)).await {
+        error(format!("could not create the keep-alive alarm: {e}"));
+    }
+    let browser = browser_info().await;
+    with(|a| a.browser = browser);
+    load_config().await;
+    restore_reject().await;
+    restore_owned_tabs().await;
+    log(format!(
+        "worker started; server {}",
+        with(|a| a.config.server.clone()).unwrap_or_default()
+    ));
 }
 
 /// Names the browser: `navigator.userAgentData` brands with full versions
@@ -197,8 +221,8 @@ async fn browser_info() -> BrowserInfo {
             }
         }
     }
-    let brands: Vec<(String, String)> = js_sys::Array::from(&brands)
-        .iter()
+    let brands: Vec<(String, String)> = js::items(&brands)
+        .into_iter()
         .filter_map(|b| Some((get_string(&b, "brand")?, get_string(&b, "version")?)))
         .collect();
     crate::page::browser_info(&brands, &ua)
@@ -285,6 +309,42 @@ async fn restore_reject() {
             a.link.restore_reject(server, reason);
         }
     });
+}
+
+/// Keeps the ids of the tabs this extension opened in `storage.session`, so that a
+/// restarted worker still reuses them (and never takes over the user's tabs).
+fn save_owned_tabs() {
+    let ids = with(|a| a.tabs.owned_ids()).unwrap_or_default();
+    let ids: js_sys::Array = ids.into_iter().map(JsValue::from).collect();
+    let items = obj(&[("owned_tabs", ids.into())]);
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = settle(chrome::storage_session_set(&items)).await {
+            error(format!("could not remember the extension's tabs: {e}"));
+        }
+    });
+}
+
+async fn restore_owned_tabs() {
+    let Ok(items) = settle(chrome::storage_session_get(&"owned_tabs".into())).await else {
+        return;
+    };
+    let ids = js::items(&get(&items, "owned_tabs"));
+    let mut restored = 0;
+    for id in ids.iter().filter_map(JsValue::as_f64) {
+        let id = id as i32;
+        // A tab that is gone since makes tabs.get reject: it is simply not restored.
+        if let Ok(tab) = settle(chrome::tabs_get(id)).await {
+            let url = get_string(&tab, "url").unwrap_or_default();
+            let complete = get_string(&tab, "status").as_deref() == Some("complete");
+            with(|a| a.tabs.restore(id, &url, complete));
+            restored += 1;
+        }
+    }
+    if restored > 0 {
+        log(format!(
+            "took back {restored} tab(s) opened before the worker restarted"
+        ));
+    }
 }
 
 /// Carries out the link's decisions.
@@ -553,7 +613,17 @@ pub fn on_event(kind: &str, detail: JsValue) {
             with(|a| a.tabs.failed(tab, &url, &e));
         }
         "nav_before" | "nav_committed" | "nav_dom_ready" | "nav_completed" | "nav_error" => {}
-        "tab_removed" => _ = with(|a| a.tabs.removed(detail.as_f64().map_or(-1, |n| n as i32))),
+        "tab_removed" => {
+            let id = detail.as_f64().map_or(-1, |n| n as i32);
+            let owned = with(|a| {
+                let owned = a.tabs.get(id).is_some_and(|t| t.owned);
+                a.tabs.removed(id);
+                owned
+            });
+            if owned == Some(true) {
+                save_owned_tabs();
+            }
+        }
         "storage_changed" => {
             if get_string(&detail, "area").as_deref() == Some("local") {
                 wasm_bindgen_futures::spawn_local(reload_stored());
