@@ -90,7 +90,8 @@ const PANIC_RESTART_AFTER_MS: f64 = 10_000.0;
 fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
     console_error_panic_hook::hook(info);
     let message = format!("the extension's core crashed and was restarted: {info}");
-    let _ = chrome::storage_session_set(&obj(&[("last_panic", JsValue::from_str(&message))]));
+    // storage.local: an extension reload clears storage.session.
+    let _ = chrome::storage_local_set(&obj(&[("last_panic", JsValue::from_str(&message))]));
     if now() - STARTED.with(std::cell::Cell::get) > PANIC_RESTART_AFTER_MS {
         let _ = chrome::runtime_reload();
     }
@@ -289,14 +290,15 @@ async fn read_stored() -> ConfigLayer {
 /// A rejection is remembered in `storage.session` (cleared when the browser restarts) so
 /// that a restarted worker does not knock on the same door again.
 async fn restore_reject() {
-    let keys = js::array(&["rejected".into(), "last_panic".into()]);
-    let Ok(items) = settle(chrome::storage_session_get(&keys.into())).await else {
+    if let Ok(items) = settle(chrome::storage_local_get(&"last_panic".into())).await
+        && let Some(panic) = get_string(&items, "last_panic")
+    {
+        error(panic);
+        let _ = settle(chrome::storage_local_remove(&"last_panic".into())).await;
+    }
+    let Ok(items) = settle(chrome::storage_session_get(&"rejected".into())).await else {
         return;
     };
-    if let Some(panic) = get_string(&items, "last_panic") {
-        error(panic);
-        let _ = settle(chrome::storage_session_remove(&"last_panic".into())).await;
-    }
     let rejected = get(&items, "rejected");
     let (Some(server), Some(reason)) = (
         get_string(&rejected, "server"),
