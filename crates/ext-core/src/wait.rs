@@ -234,8 +234,8 @@ fn common_stops(
     None
 }
 
-/// Watches a running method: `Some` when the call must stop. `nav_seq` is the tab's
-/// navigation counter when the method was invoked.
+/// Watches a running probe or method: `Some` when the call must stop. `nav_seq` is the
+/// tab's navigation counter when it started; errors carry `wait.stage`.
 pub fn running(
     now: f64,
     tab: Option<&Tab>,
@@ -249,7 +249,7 @@ pub fn running(
         cancelled,
         wait.deadline,
         wait.timeout_ms,
-        Stage::MethodCalled,
+        wait.stage,
         &wait.page,
     ) {
         return Some(stop);
@@ -260,7 +260,7 @@ pub fn running(
                 ErrorCode::TabClosed,
                 format!("the tab running {} was closed", wait.method),
             )
-            .at(Stage::MethodCalled),
+            .at(wait.stage),
         )),
         Some(t) if t.nav_seq != nav_seq => Some(Stop::Fail(
             ErrorBody::new(
@@ -271,7 +271,7 @@ pub fn running(
                     t.url, wait.method
                 ),
             )
-            .at(Stage::MethodCalled),
+            .at(wait.stage),
         )),
         Some(_) => None,
     }
@@ -465,7 +465,8 @@ mod tests {
     #[test]
     fn running_method_stops_on_navigation_away() {
         let mut tabs = tracked(|t| t.completed(1, PAGE));
-        let w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
+        let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
+        w.stage = Stage::MethodCalled;
         let seq = tabs.get(1).map(|t| t.nav_seq).unwrap_or_default();
         assert_eq!(running(5.0, tabs.get(1), false, &w, seq), None);
         tabs.before_navigate(1, "http://h:1/elsewhere");

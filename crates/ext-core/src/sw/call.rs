@@ -174,6 +174,7 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
 
     let seq = nav_seq(tab);
     progress(id, Stage::MethodCalled);
+    wait.stage = Stage::MethodCalled;
     let params = call.params.get().to_owned();
     let invoked = watched(invoke(tab, &call.method, params, lane), || {
         with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq))

@@ -85,8 +85,9 @@ thread_local! {
 const PANIC_RESTART_AFTER_MS: f64 = 10_000.0;
 
 /// A panic aborts the wasm instance: every later call into it would fail. Log it, keep
-/// the message for the popup (`storage.session`), and reload the extension so that a
-/// fresh worker reconnects — unless the worker had only just started.
+/// the message for the popup (`storage.local`), and reload the extension so that a
+/// fresh worker reconnects — unless the worker had only just started (then Chrome stops
+/// the silent worker after 30 s and the alarm starts a fresh one).
 fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
     console_error_panic_hook::hook(info);
     let message = format!("the extension's core crashed and was restarted: {info}");
