@@ -50,10 +50,8 @@ ensure_chromium() {
 }
 
 ensure_python_packages() {
-  if ! python3 -c 'import pytest' 2>/dev/null; then
-    say "installing Python test packages"
-    python3 -m pip install --quiet -r tests/requirements.txt
-  fi
+  # Cheap when everything is present; installs what a requirement added since lacks.
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 }
 
 setup() {
