@@ -51,7 +51,7 @@ ensure_chromium() {
 
 ensure_python_packages() {
   # Cheap when everything is present; installs what a requirement added since lacks.
-  python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 }
 
 setup() {
