@@ -29,6 +29,9 @@ CODE_CLASSES: dict[str, type[any_browser.AnyError]] = {
     "extension_disconnected": any_browser.ExtensionDisconnected,
     "protocol_error": any_browser.ProtocolError,
     "too_large": any_browser.TooLarge,
+    "unauthorized": any_browser.Unauthorized,
+    "forbidden": any_browser.Forbidden,
+    "too_many_calls": any_browser.TooManyCalls,
 }
 
 

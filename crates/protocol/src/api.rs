@@ -76,6 +76,28 @@ pub struct Status {
     /// the black-box record of what happened. Absent from older servers.
     #[serde(default)]
     pub recent: Vec<FinishedCall>,
+    /// The most recently refused connections and requests, newest first (the server
+    /// keeps a few dozen): an extension with the wrong protocol version, a web page
+    /// trying the extension socket, a request without the token. Absent from older servers.
+    #[serde(default)]
+    pub rejected: Vec<Rejected>,
+}
+
+/// One refused connection or request in [`Status::rejected`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// When, in seconds since the Unix epoch.
+    pub at: f64,
+    /// What was asked, e.g. `"GET /v1/extension"` or `"POST /v1/call"`.
+    pub request: String,
+    /// The request's `Origin` header, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The error code it was refused with (`forbidden`, `unauthorized`, or
+    /// `protocol_error` for an extension whose `hello` was answered with `reject`).
+    pub code: crate::ErrorCode,
+    /// Why, as told to the peer.
+    pub reason: String,
 }
 
 /// One connected extension in [`Status`].

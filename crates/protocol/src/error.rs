@@ -69,11 +69,21 @@ pub enum ErrorCode {
     ProtocolError,
     /// A request, frame or result exceeds the documented size limit. HTTP 413.
     TooLarge,
+    /// The client API needs `Authorization: Bearer <token>` with the user's token (the
+    /// file `~/.local/share/any/token`; `any token` prints it). HTTP 401.
+    Unauthorized,
+    /// The request came from somewhere the server does not serve: a web page's `Origin`,
+    /// a `Host` that is not this server's loopback address (DNS rebinding), or an origin
+    /// other than the extension's on the extension socket. HTTP 403.
+    Forbidden,
+    /// The server already runs its maximum number of calls (`any serve --max-calls`);
+    /// nothing was started. Retry when some have finished. HTTP 429.
+    TooManyCalls,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::NoExtension,
         ErrorCode::Timeout,
         ErrorCode::BadRequest,
@@ -85,6 +95,9 @@ impl ErrorCode {
         ErrorCode::ExtensionDisconnected,
         ErrorCode::ProtocolError,
         ErrorCode::TooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::TooManyCalls,
     ];
 
     /// The wire name, e.g. `"method_not_found"`.
@@ -101,6 +114,9 @@ impl ErrorCode {
             ErrorCode::ExtensionDisconnected => "extension_disconnected",
             ErrorCode::ProtocolError => "protocol_error",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::TooManyCalls => "too_many_calls",
         }
     }
 
@@ -118,6 +134,9 @@ impl ErrorCode {
             ErrorCode::ExtensionDisconnected => "ExtensionDisconnected",
             ErrorCode::ProtocolError => "ProtocolError",
             ErrorCode::TooLarge => "TooLarge",
+            ErrorCode::Unauthorized => "Unauthorized",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::TooManyCalls => "TooManyCalls",
         }
     }
 
@@ -125,8 +144,11 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::MethodNotFound => 404,
             ErrorCode::TooLarge => 413,
+            ErrorCode::TooManyCalls => 429,
             ErrorCode::PageError | ErrorCode::NotSerializable => 422,
             ErrorCode::NavigationFailed
             | ErrorCode::TabClosed

@@ -33,6 +33,14 @@ pub const VERSION: u32 = 1;
 /// protocol pings do not count, application messages do (Chrome 116+).
 pub const HEARTBEAT_MS: u64 = 20_000;
 
+/// The id of the any extension, fixed by the `"key"` in `extension/manifest.json`
+/// (Chrome derives it from the key; `tests/extension_id.rs` checks the two agree).
+pub const EXTENSION_ID: &str = "knhhpckbjemjphphdhibpcjmgbngnmig";
+
+/// The `Origin` the any extension's pages and service worker send: the only origin the
+/// server accepts on the extension socket unless `any serve --allow-origin` adds others.
+pub const EXTENSION_ORIGIN: &str = "chrome-extension://knhhpckbjemjphphdhibpcjmgbngnmig";
+
 /// Opaque JSON passed through unchanged (call params, call results).
 pub type Json = Box<serde_json::value::RawValue>;
 

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use any_protocol::api::{CallStatus, ExtensionStatus, FinishedCall, Status};
+use any_protocol::api::{CallStatus, ExtensionStatus, FinishedCall, Rejected, Status};
 use any_protocol::{
     Call, CallId, Cancel, ErrorBody, ErrorCode, Hello, Json, ServerFrame, Stage, TabPolicy, encode,
 };
@@ -34,6 +34,9 @@ const FINISHED_MEMORY: usize = 4096;
 
 /// How many of them `/v1/status` lists, newest first.
 const RECENT_IN_STATUS: usize = 50;
+
+/// How many refused connections and requests `/v1/status` lists, newest first.
+const REJECTED_MEMORY: usize = 20;
 
 /// A call as accepted from the client, validated.
 #[derive(Debug)]
@@ -77,6 +80,8 @@ struct Inner {
     /// Recently finished calls, to tell a late or duplicate answer from an unknown id.
     finished: HashMap<CallId, FinishedCall>,
     finished_order: VecDeque<CallId>,
+    /// Refused connections and requests, newest last.
+    rejected: VecDeque<Rejected>,
     shutting_down: bool,
 }
 
@@ -504,6 +509,21 @@ impl Hub {
         self.connected.send_modify(|n| *n += 1);
     }
 
+    /// Records a refused connection or request for `/v1/status` (the log has it too).
+    pub fn rejected(&self, request: String, origin: Option<String>, code: ErrorCode, reason: String) {
+        let mut inner = self.lock();
+        if inner.rejected.len() >= REJECTED_MEMORY {
+            inner.rejected.pop_front();
+        }
+        inner.rejected.push_back(Rejected {
+            at: unix_now(),
+            request,
+            origin,
+            code,
+            reason,
+        });
+    }
+
     /// How many extensions are connected and welcomed.
     pub fn extension_count(&self) -> usize {
         self.lock().extensions.len()
@@ -567,6 +587,7 @@ impl Hub {
                 .take(RECENT_IN_STATUS)
                 .filter_map(|id| inner.finished.get(id).cloned())
                 .collect(),
+            rejected: inner.rejected.iter().rev().cloned().collect(),
         }
     }
 

@@ -31,6 +31,9 @@ from .errors import (
     TabClosed,
     Timeout,
     TooLarge,
+    TooManyCalls,
+    Unauthorized,
+    Forbidden,
 )
 
 __version__ = "0.1.0"
@@ -56,5 +59,8 @@ __all__ = [
     "TabClosed",
     "Timeout",
     "TooLarge",
+    "TooManyCalls",
+    "Unauthorized",
+    "Forbidden",
     "call",
 ]

@@ -131,6 +131,28 @@ class TooLarge(AnyError):
     CODE = "too_large"
 
 
+class Unauthorized(AnyError):
+    """The server wants the user's token (`Authorization: Bearer`), and it was missing,
+    wrong, or the token file could not be read. The client reads it from
+    ``~/.local/share/any/token`` (``$XDG_DATA_HOME/any/token``); `any token` prints it."""
+
+    CODE = "unauthorized"
+
+
+class Forbidden(AnyError):
+    """The server refused where the request came from: a web page's ``Origin``, or a
+    ``Host`` that is not its loopback address."""
+
+    CODE = "forbidden"
+
+
+class TooManyCalls(AnyError):
+    """The server already runs its maximum number of calls (`any serve --max-calls`);
+    this one was not started. Retry when some have finished."""
+
+    CODE = "too_many_calls"
+
+
 class ServerUnavailable(AnyError):
     """No any server answers on the address and none could be started there."""
 
@@ -151,6 +173,9 @@ _BY_CODE: dict[str, type[AnyError]] = {
         ExtensionDisconnected,
         ProtocolError,
         TooLarge,
+        Unauthorized,
+        Forbidden,
+        TooManyCalls,
     )
 }
 
