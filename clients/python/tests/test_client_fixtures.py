@@ -32,6 +32,7 @@ CODE_CLASSES: dict[str, type[any_browser.AnyError]] = {
     "unauthorized": any_browser.Unauthorized,
     "forbidden": any_browser.Forbidden,
     "too_many_calls": any_browser.TooManyCalls,
+    "scripts_disabled": any_browser.ScriptsDisabled,
 }
 
 

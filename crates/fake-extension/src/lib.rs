@@ -20,6 +20,10 @@
 //! | `progress` | progress tab_opened, page_loaded, method_found, method_called, then result = params |
 //! | `big` | result = a string of `params.bytes` characters |
 //! | anything else | `method_not_found` |
+//!
+//! An ad-hoc script (`run` frame) is answered with `{"ran": <the script>}`; a `scripts`
+//! frame is only recorded (see [`Transcript::scripts`]). With [`Options::capabilities`]
+//! the fake announces capabilities such as `user_scripts` in its `hello`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -29,7 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use any_protocol::{
     BrowserInfo, Call, CallError, CallResult, ErrorBody, ErrorCode, ExtensionFrame, Hello, Pong,
-    Progress, ServerFrame, Stage, VERSION, decode, encode,
+    Progress, Run, ServerFrame, Stage, VERSION, decode, encode,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -50,6 +54,11 @@ pub struct Options {
     pub label: String,
     /// Also append every transcript entry, as one JSON line, to this file.
     pub transcript: Option<PathBuf>,
+    /// The `Origin` header of the socket: the real extension's by default (the server
+    /// accepts no other); `None` sends none.
+    pub origin: Option<String>,
+    /// The `capabilities` of the `hello`, e.g. `user_scripts`.
+    pub capabilities: Vec<String>,
 }
 
 impl Options {
@@ -59,11 +68,18 @@ impl Options {
             url: format!("ws://127.0.0.1:{port}/v1/extension"),
             label: String::new(),
             transcript: None,
+            origin: Some(any_protocol::EXTENSION_ORIGIN.to_owned()),
+            capabilities: Vec::new(),
         }
     }
 
     pub fn label(mut self, label: &str) -> Self {
         self.label = label.to_owned();
+        self
+    }
+
+    pub fn capability(mut self, capability: &str) -> Self {
+        self.capabilities.push(capability.to_owned());
         self
     }
 }
@@ -178,6 +194,16 @@ impl Transcript {
             .collect()
     }
 
+    /// The `scripts` frames the server sent, oldest first (each the full set).
+    pub fn scripts(&self) -> Vec<Vec<any_protocol::UserScript>> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.dir == Direction::In && e.ty() == Some("scripts"))
+            .filter_map(|e| e.frame.get("scripts").cloned())
+            .filter_map(|s| serde_json::from_value(s).ok())
+            .collect()
+    }
+
     /// How many frames of type `ty` went in direction `dir` about call `id`.
     pub fn count(&self, id: &str, dir: Direction, ty: &str) -> usize {
         self.for_call(id)
@@ -212,7 +238,7 @@ impl FakeExtension {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             },
             label: options.label.clone(),
-            capabilities: Vec::new(),
+            capabilities: options.capabilities.clone(),
         };
         Self::connect_with_hello(options, &encode(&ExtensionFrame::Hello(hello))).await
     }
@@ -221,9 +247,9 @@ impl FakeExtension {
     /// (e.g. a wrong version); `Err(Rejected)` if the server sends `reject`.
     pub async fn connect_with_hello(options: Options, hello: &str) -> Result<Self, Error> {
         let transcript = Transcript::new(options.transcript.as_ref())?;
-        let (socket, _) =
-            tokio_tungstenite::connect_async_with_config(options.url.as_str(), None, true)
-                .await
+        let request = socket_request(&options)?;
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+            .await
                 .map_err(|e| Error::Connect {
                     url: options.url.clone(),
                     reason: e.to_string(),
@@ -298,11 +324,15 @@ impl FakeExtension {
                         Ok(ServerFrame::Call(call)) => {
                             tokio::spawn(behave(call, answers.clone()));
                         }
+                        Ok(ServerFrame::Run(run)) => {
+                            let _ = answers.send(Out::Text(ran(&run)));
+                        }
                         // Recorded above; the fake keeps going (that is what `late` tests).
                         Ok(
                             ServerFrame::Cancel(_)
                             | ServerFrame::Welcome(_)
-                            | ServerFrame::Reject(_),
+                            | ServerFrame::Reject(_)
+                            | ServerFrame::Scripts(_),
                         ) => {}
                         Err(e) => {
                             eprintln!("fake-extension: undecodable frame from the server: {e}")
@@ -350,6 +380,41 @@ impl FakeExtension {
         let _ = self.out.send(Out::Close);
         let _ = self.task.await;
     }
+}
+
+/// The answer to an ad-hoc script: the fake runs nothing and returns
+/// `{"ran": <script>}`, so a test sees exactly what reached the extension.
+fn ran(run: &Run) -> String {
+    let value = serde_json::json!({ "ran": run.script }).to_string();
+    let value = serde_json::value::RawValue::from_string(value)
+        .unwrap_or_else(|_| unreachable!("serde_json output is JSON"));
+    encode(&ExtensionFrame::Result(CallResult {
+        id: run.id.clone(),
+        value,
+    }))
+}
+
+/// The WebSocket handshake request for `options`: its URL, with its `Origin`.
+fn socket_request(
+    options: &Options,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let invalid = |reason: String| Error::Connect {
+        url: options.url.clone(),
+        reason,
+    };
+    let mut request = options
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| invalid(e.to_string()))?;
+    if let Some(origin) = &options.origin {
+        let value = origin
+            .parse()
+            .map_err(|_| invalid(format!("{origin:?} is not a valid Origin header")))?;
+        request.headers_mut().insert("origin", value);
+    }
+    Ok(request)
 }
 
 /// Answers one call according to its method name (the table in the crate docs).

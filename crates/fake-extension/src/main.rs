@@ -30,6 +30,10 @@ struct Args {
     /// Write every frame in and out to this file, one JSON object per line: {t, dir, frame}
     #[arg(long, value_name = "FILE.jsonl")]
     transcript: Option<PathBuf>,
+    /// The Origin header of the socket (the server accepts only the any extension's,
+    /// unless started with --allow-origin)
+    #[arg(long, default_value = any_protocol::EXTENSION_ORIGIN, value_name = "ORIGIN")]
+    origin: String,
     /// Seconds to keep retrying while the server is not listening yet
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     connect_timeout: f64,
@@ -42,6 +46,8 @@ async fn main() -> ExitCode {
         url: format!("ws://127.0.0.1:{}/v1/extension", args.port),
         label: args.label,
         transcript: args.transcript,
+        capabilities: Vec::new(),
+        origin: Some(args.origin),
     };
     let patience =
         Duration::try_from_secs_f64(args.connect_timeout).unwrap_or(Duration::from_secs(5));

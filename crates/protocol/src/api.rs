@@ -153,3 +153,74 @@ pub struct FinishedCall {
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
+
+/// `POST /v1/run`: an ad-hoc script, refused with `scripts_disabled` unless the server
+/// runs with `--allow-scripts`. Answered like `POST /v1/call` ([`CallSuccess`] or
+/// [`CallFailure`]).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    /// The absolute URL (`http:`, `https:` or `file:`) to run the script on.
+    pub page: String,
+    /// The body of an async function, run in the page's MAIN world; what it returns is
+    /// the result (same encoding rules as a method's).
+    pub script: String,
+    /// Defaults to [`DEFAULT_TIMEOUT_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Route to the extension with this label; any extension when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tab: Option<TabPolicy>,
+}
+
+/// `POST /v1/scripts`: add a userscript, or replace the one with the same `@name`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddScript {
+    /// The whole `.user.js` file, starting with its `==UserScript==` header.
+    pub source: String,
+}
+
+/// One hosted userscript in [`ScriptList`] and [`ScriptChange`] (its code left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptInfo {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    pub matches: Vec<String>,
+    #[serde(default)]
+    pub exclude_matches: Vec<String>,
+    #[serde(default)]
+    pub exclude_globs: Vec<String>,
+    pub run_at: crate::RunAt,
+    pub enabled: bool,
+    /// Where the server keeps it; empty when the server keeps scripts in memory only.
+    #[serde(default)]
+    pub file: String,
+}
+
+/// `GET /v1/scripts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptList {
+    /// Ordered by name.
+    pub scripts: Vec<ScriptInfo>,
+    /// What keeps the scripts from running, e.g. a connected browser whose "Allow User
+    /// Scripts" switch is off. Empty when nothing does.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The answer of `POST /v1/scripts`, `DELETE /v1/scripts/{name}` and
+/// `POST /v1/scripts/{name}/enable|disable`: the script as it is now (as it was, for a
+/// removal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptChange {
+    pub script: ScriptInfo,
+    /// As in [`ScriptList::warnings`].
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}

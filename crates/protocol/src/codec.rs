@@ -143,7 +143,8 @@ impl Frame for ExtensionFrame {
 }
 
 impl Frame for ServerFrame {
-    const TYPES: &'static [&'static str] = &["welcome", "reject", "call", "cancel", "ping"];
+    const TYPES: &'static [&'static str] =
+        &["welcome", "reject", "call", "cancel", "ping", "scripts", "run"];
 
     fn decode_body(ty: &str, text: &str) -> serde_json::Result<Self> {
         Ok(match ty {
@@ -152,6 +153,8 @@ impl Frame for ServerFrame {
             "call" => ServerFrame::Call(body(text)?),
             "cancel" => ServerFrame::Cancel(body(text)?),
             "ping" => ServerFrame::Ping(body(text)?),
+            "scripts" => ServerFrame::Scripts(body(text)?),
+            "run" => ServerFrame::Run(body(text)?),
             other => return Err(unknown(other)),
         })
     }

@@ -79,11 +79,15 @@ pub enum ErrorCode {
     /// The server already runs its maximum number of calls (`any serve --max-calls`);
     /// nothing was started. Retry when some have finished. HTTP 429.
     TooManyCalls,
+    /// Ad-hoc scripts (`POST /v1/run`) are refused: the server was not started with
+    /// `any serve --allow-scripts`, or the browser's "Allow User Scripts" switch for the
+    /// any extension is off (the message says which, and what to switch on). HTTP 403.
+    ScriptsDisabled,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::NoExtension,
         ErrorCode::Timeout,
         ErrorCode::BadRequest,
@@ -98,6 +102,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::TooManyCalls,
+        ErrorCode::ScriptsDisabled,
     ];
 
     /// The wire name, e.g. `"method_not_found"`.
@@ -117,6 +122,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::TooManyCalls => "too_many_calls",
+            ErrorCode::ScriptsDisabled => "scripts_disabled",
         }
     }
 
@@ -137,6 +143,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "Unauthorized",
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::TooManyCalls => "TooManyCalls",
+            ErrorCode::ScriptsDisabled => "ScriptsDisabled",
         }
     }
 
@@ -145,7 +152,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::ScriptsDisabled => 403,
             ErrorCode::MethodNotFound => 404,
             ErrorCode::TooLarge => 413,
             ErrorCode::TooManyCalls => 429,

@@ -81,6 +81,15 @@ pub enum ServerFrame {
     Cancel(Cancel),
     /// Application-level heartbeat, every [`HEARTBEAT_MS`]; answered by `pong`.
     Ping(Ping),
+    /// The complete set of userscripts the server hosts (`any scripts add`), sent after
+    /// `welcome` and again on every change. Idempotent: the extension makes its
+    /// `chrome.userScripts` registrations equal to the enabled ones. Not answered.
+    Scripts(Scripts),
+    /// Run an ad-hoc script (the body of an async function) in a tab at `page`, in the
+    /// page's MAIN world (`chrome.userScripts.execute`). Only sent by a server started
+    /// with `--allow-scripts`. Answered like [`ServerFrame::Call`]: exactly one
+    /// [`ExtensionFrame::Result`] or [`ExtensionFrame::Error`] with the same `id`.
+    Run(Run),
 }
 
 /// See [`ExtensionFrame::Hello`].
@@ -153,6 +162,80 @@ pub struct Call {
     pub timeout_ms: u64,
     #[serde(default)]
     pub tab: TabPolicy,
+}
+
+/// See [`ServerFrame::Run`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: CallId,
+    /// The absolute URL to run the script on.
+    pub page: String,
+    /// The body of an async function; its return value is the result, encoded by the
+    /// same rules as a method's.
+    pub script: String,
+    /// The server fails the call after this long; the extension should give up too.
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub tab: TabPolicy,
+}
+
+/// See [`ServerFrame::Scripts`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scripts {
+    /// Every hosted userscript, enabled or not, ordered by name.
+    pub scripts: Vec<UserScript>,
+}
+
+/// When a userscript runs in a page (`@run-at`); the names are `chrome.userScripts`'
+/// `runAt` values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunAt {
+    /// `@run-at document-start`: before the page's own scripts.
+    DocumentStart,
+    /// `@run-at document-end`: once the DOM is parsed.
+    DocumentEnd,
+    /// `@run-at document-idle` (the default): after `document-end`, when the browser is idle.
+    #[default]
+    DocumentIdle,
+}
+
+impl RunAt {
+    /// The wire (and `chrome.userScripts`) name, e.g. `"document_start"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunAt::DocumentStart => "document_start",
+            RunAt::DocumentEnd => "document_end",
+            RunAt::DocumentIdle => "document_idle",
+        }
+    }
+}
+
+/// One userscript hosted by the server, as parsed from its `==UserScript==` header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserScript {
+    /// `@name`: unique among the hosted scripts; also the `chrome.userScripts` id.
+    pub name: String,
+    /// `@version`, empty when absent.
+    #[serde(default)]
+    pub version: String,
+    /// `@description`, empty when absent.
+    #[serde(default)]
+    pub description: String,
+    /// `@match` patterns (Chrome match-pattern syntax), at least one.
+    pub matches: Vec<String>,
+    /// `@exclude-match` patterns.
+    #[serde(default)]
+    pub exclude_matches: Vec<String>,
+    /// `@exclude` globs (`*` and `?` wildcards over the whole URL).
+    #[serde(default)]
+    pub exclude_globs: Vec<String>,
+    #[serde(default)]
+    pub run_at: RunAt,
+    /// Disabled scripts are kept (and listed) but not registered in the browser.
+    pub enabled: bool,
+    /// The whole file, header included; runs in the page's MAIN world.
+    pub code: String,
 }
 
 /// See [`ServerFrame::Cancel`].

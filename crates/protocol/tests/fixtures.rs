@@ -5,7 +5,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use any_protocol::api::{CallFailure, CallRequest, CallSuccess, Health, Status};
+use any_protocol::api::{
+    AddScript, CallFailure, CallRequest, CallSuccess, Health, RunRequest, ScriptChange, ScriptList, Status,
+};
 use any_protocol::{DecodeError, ErrorBody, ErrorCode, ExtensionFrame, Frame, ServerFrame, decode, encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -90,7 +92,11 @@ fn api_bodies_round_trip() {
     round_trip_api::<CallFailure>("call_failure");
     round_trip_api::<Health>("health");
     round_trip_api::<Status>("status");
-    assert_eq!(fixtures("api").len(), 5, "every api fixture is checked above");
+    round_trip_api::<RunRequest>("run_request");
+    round_trip_api::<AddScript>("add_script");
+    round_trip_api::<ScriptList>("script_list");
+    round_trip_api::<ScriptChange>("script_change");
+    assert_eq!(fixtures("api").len(), 9, "every api fixture is checked above");
 }
 
 #[test]

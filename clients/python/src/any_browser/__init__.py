@@ -34,6 +34,7 @@ from .errors import (
     TooManyCalls,
     Unauthorized,
     Forbidden,
+    ScriptsDisabled,
 )
 
 __version__ = "0.1.0"
@@ -62,5 +63,6 @@ __all__ = [
     "TooManyCalls",
     "Unauthorized",
     "Forbidden",
+    "ScriptsDisabled",
     "call",
 ]

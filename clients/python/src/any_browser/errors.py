@@ -153,6 +153,14 @@ class TooManyCalls(AnyError):
     CODE = "too_many_calls"
 
 
+class ScriptsDisabled(AnyError):
+    """An ad-hoc script (`Client.run`) was refused: the server was not started with
+    ``any serve --allow-scripts``, or the browser's "Allow User Scripts" switch for the
+    any extension is off. The message says which, and what to switch on."""
+
+    CODE = "scripts_disabled"
+
+
 class ServerUnavailable(AnyError):
     """No any server answers on the address and none could be started there."""
 
@@ -176,6 +184,7 @@ _BY_CODE: dict[str, type[AnyError]] = {
         Unauthorized,
         Forbidden,
         TooManyCalls,
+        ScriptsDisabled,
     )
 }
 

@@ -571,6 +571,17 @@ fn received(sock: u64, text: &str) {
             send_on(sock, &ExtensionFrame::Pong(Pong { seq: p.seq }));
         }
         Ok(ServerFrame::Call(c)) => wasm_bindgen_futures::spawn_local(call::run(c)),
+        Ok(ServerFrame::Scripts(s)) => log(format!(
+            "the server hosts {} userscript(s); this extension cannot register them yet",
+            s.scripts.len()
+        )),
+        Ok(ServerFrame::Run(r)) => {
+            let body = ErrorBody::new(
+                ErrorCode::ScriptsDisabled,
+                "this version of the any extension cannot run ad-hoc scripts",
+            );
+            send_on(sock, &ExtensionFrame::Error(CallError { id: r.id, error: body }));
+        }
         Ok(ServerFrame::Cancel(c)) => {
             if with(|a| a.calls.cancel(&c.id)) == Some(true) {
                 log(format!(
