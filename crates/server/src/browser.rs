@@ -58,6 +58,11 @@ pub struct BrowserArgs {
     /// (`any call --browser LABEL`). Default: none.
     #[arg(long, value_name = "L")]
     pub label: Option<String>,
+    /// One more Chromium command-line flag, passed as is after the ones `any browser`
+    /// sets; repeatable. Example: `--chromium-arg=--remote-debugging-port=0` (DevTools
+    /// then writes the port it chose to `<profile>/DevToolsActivePort`).
+    #[arg(long, value_name = "FLAG", allow_hyphen_values = true)]
+    pub chromium_arg: Vec<String>,
 }
 
 /// Runs `any browser` against the server on `port`; returns when the browser exits.
@@ -78,6 +83,7 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
     let server = format!("ws://127.0.0.1:{port}/v1/extension");
     let label = args.label.unwrap_or_default();
     let loaded = install_extension(&extension, &profile, &server, &label)?;
+    enable_developer_mode(&profile)?;
 
     // Chromium is chatty on stderr (D-Bus, GPU, ...): keep its output out of the terminal
     // but findable.
@@ -89,7 +95,12 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
     let signals = Signals::new()?;
     let mut command = Command::new(&chromium);
     command
-        .args(chromium_flags(&profile, &loaded, args.headless))
+        .args(chromium_flags(
+            &profile,
+            &loaded,
+            args.headless,
+            &args.chromium_arg,
+        ))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -174,8 +185,14 @@ async fn stop(child: &mut Child) -> anyhow::Result<()> {
     child.kill().await.context("cannot kill Chromium")
 }
 
-/// The Chromium command line, apart from the executable.
-fn chromium_flags(profile: &Path, extension: &Path, headless: bool) -> Vec<String> {
+/// The Chromium command line, apart from the executable: ours, then `extra` (the
+/// user's `--chromium-arg`s), then the first page.
+fn chromium_flags(
+    profile: &Path,
+    extension: &Path,
+    headless: bool,
+    extra: &[String],
+) -> Vec<String> {
     let mut flags = vec![
         format!("--user-data-dir={}", profile.display()),
         format!("--load-extension={}", extension.display()),
@@ -200,6 +217,7 @@ fn chromium_flags(profile: &Path, extension: &Path, headless: bool) -> Vec<Strin
         // Chromium refuses to start as root with its sandbox on (containers, CI).
         flags.push("--no-sandbox".into());
     }
+    flags.extend(extra.iter().cloned());
     flags.push("about:blank".into());
     flags
 }
@@ -342,6 +360,45 @@ fn install_extension(
     Ok(target)
 }
 
+/// Turns on the profile's extension developer mode (`extensions.ui.developer_mode` in
+/// `Default/Preferences`, other settings kept). Without it Chromium 137+ disables an
+/// unpacked extension as soon as it reloads itself (`chrome.runtime.reload()`, which the
+/// extension does to recover from a crash, and which the extensions page's reload
+/// button does): the disable reason is `unsupportedDeveloperExtension`, and the browser
+/// never connects again. `--load-extension` alone is allowed; the reload is not.
+fn enable_developer_mode(profile: &Path) -> anyhow::Result<()> {
+    let dir = profile.join("Default");
+    let path = dir.join("Preferences");
+    let mut prefs = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            eprintln!(
+                "any browser: {} is not JSON ({e}); starting it afresh",
+                path.display()
+            );
+            serde_json::json!({})
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if !prefs.is_object() {
+        prefs = serde_json::json!({});
+    }
+    let mut node = &mut prefs;
+    for key in ["extensions", "ui"] {
+        if !node.get(key).is_some_and(serde_json::Value::is_object) {
+            node[key] = serde_json::json!({});
+        }
+        node = &mut node[key];
+    }
+    if node.get("developer_mode") == Some(&serde_json::Value::Bool(true)) {
+        return Ok(());
+    }
+    node["developer_mode"] = serde_json::Value::Bool(true);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(&path, prefs.to_string())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Copies the directory tree `from` to `to` (files and directories; symlinks followed).
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
@@ -415,7 +472,7 @@ mod tests {
 
     #[test]
     fn flags_load_the_copy_in_its_own_profile_without_throttling() {
-        let flags = chromium_flags(Path::new("/p"), Path::new("/p/any-extension"), true);
+        let flags = chromium_flags(Path::new("/p"), Path::new("/p/any-extension"), true, &[]);
         for expected in [
             "--user-data-dir=/p",
             "--load-extension=/p/any-extension",
@@ -429,8 +486,60 @@ mod tests {
                 "{expected} missing from {flags:?}"
             );
         }
-        let windowed = chromium_flags(Path::new("/p"), Path::new("/e"), false);
+        let windowed = chromium_flags(Path::new("/p"), Path::new("/e"), false, &[]);
         assert!(!windowed.iter().any(|f| f.starts_with("--headless")));
+    }
+
+    #[test]
+    fn extra_chromium_args_come_after_ours_and_before_the_first_page() {
+        let extra = [
+            "--remote-debugging-port=0".to_owned(),
+            "--lang=de".to_owned(),
+        ];
+        let flags = chromium_flags(Path::new("/p"), Path::new("/e"), true, &extra);
+        let n = flags.len();
+        assert_eq!(
+            flags[n - 3..],
+            ["--remote-debugging-port=0", "--lang=de", "about:blank"]
+        );
+        // And the command line accepts a flag-like value.
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            browser: BrowserArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "any",
+            "--chromium-arg",
+            "--remote-debugging-port=0",
+            "--chromium-arg=--lang=de",
+        ])
+        .unwrap();
+        assert_eq!(cli.browser.chromium_arg, extra);
+    }
+
+    #[test]
+    fn developer_mode_is_switched_on_keeping_the_other_preferences() {
+        let profile = temp_dir("prefs");
+        enable_developer_mode(&profile).unwrap();
+        let read = || -> serde_json::Value {
+            serde_json::from_str(
+                &std::fs::read_to_string(profile.join("Default/Preferences")).unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(read()["extensions"]["ui"]["developer_mode"], true);
+        std::fs::write(
+            profile.join("Default/Preferences"),
+            r#"{"browser":{"x":1},"extensions":{"ui":{"developer_mode":false},"y":2}}"#,
+        )
+        .unwrap();
+        enable_developer_mode(&profile).unwrap();
+        assert_eq!(
+            read(),
+            serde_json::json!({"browser":{"x":1},"extensions":{"ui":{"developer_mode":true},"y":2}})
+        );
+        std::fs::remove_dir_all(profile).unwrap();
     }
 
     #[test]
