@@ -4,7 +4,7 @@
 // minimal window stand-in. Run by `cargo test -p any-ext-core` (tests/page_world.rs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { invoke, probe } from "../page-world.js";
+import { invoke, invokeInstalled, probe } from "../page-world.js";
 
 const call = async (fn, params = {}) => {
   globalThis.__any__ = { m: fn };
@@ -109,4 +109,16 @@ test("postMessage lane: probe finds a lane method, invoke calls it, no side answ
   const b = await invoke("laneBad", "{}", true);
   assert.equal(b.error.code, "not_serializable");
   assert.match(b.error.message, /\$\.f is a function/);
+});
+
+test("invoke with a key leaves a copy that invokeInstalled uses; unknown keys say so", async () => {
+  globalThis.__any__ = { add: async ({ a, b }) => a + b };
+  assert.deepEqual(await invokeInstalled("any-test-key", "add", '{"a":1,"b":2}', false), { installed: false });
+  assert.deepEqual(await invoke("add", '{"a":1,"b":2}', false, "any-test-key"), { ok: true, json: "3" });
+  assert.deepEqual(await invokeInstalled("any-test-key", "add", '{"a":2,"b":2}', false), { ok: true, json: "4" });
+  assert.ok(!Object.keys(globalThis).some((k) => k.includes("any-test-key")), "the copy is not enumerable");
+  assert.deepEqual(await invokeInstalled("another-key", "add", "{}", false), { installed: false });
+  const gone = await invokeInstalled("any-test-key", "missing", "{}", false);
+  assert.equal(gone.error.code, "method_not_found");
+  delete globalThis[Symbol.for("any-test-key")];
 });

@@ -49,6 +49,13 @@ pub struct Tab {
     /// was at then: a tab that was redirected (`http:` → `https:`, `/` → `/home`) is
     /// still "at" the page it was opened for, as long as it has not navigated since.
     pub served: Option<(String, u64)>,
+    /// Methods a probe found in this tab's current document (name, via the lane, at
+    /// `nav_seq`): a later call to one of them skips the probe and invokes at once.
+    pub found: Vec<(String, bool, u64)>,
+    /// The window the tab is in and whether it is that window's active tab, as
+    /// `tabs.onActivated` last said (`false` when unknown).
+    pub window: Option<i32>,
+    pub active: bool,
 }
 
 impl Tab {
@@ -61,6 +68,9 @@ impl Tab {
             busy: None,
             closed: false,
             served: None,
+            found: Vec::new(),
+            window: None,
+            active: false,
         }
     }
 }
@@ -177,6 +187,52 @@ impl Tabs {
             .filter(|(_, t)| !t.closed)
             .map(|(id, _)| id)
             .collect()
+    }
+
+    /// `tabs.onActivated`: `id` is now the active tab of `window` (and no other tab of
+    /// that window is). Only tabs already tracked are recorded.
+    pub fn activated(&mut self, id: TabId, window: i32) {
+        for (tab_id, t) in self.tabs.iter_mut() {
+            if *tab_id == id {
+                t.window = Some(window);
+                t.active = true;
+            } else if t.window == Some(window) {
+                t.active = false;
+            }
+        }
+    }
+
+    /// The tab is known to be its window's active tab (e.g. just created alone in a new
+    /// window, or just activated).
+    pub fn set_active(&mut self, id: TabId, window: Option<i32>) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.active = true;
+            if window.is_some() {
+                t.window = window;
+            }
+        }
+    }
+
+    /// A probe found `method` (directly, or through the lane) in the tab's current
+    /// document.
+    pub fn found(&mut self, id: TabId, method: &str) -> Option<bool> {
+        let t = self.tabs.get(&id)?;
+        if t.nav != Nav::Complete {
+            return None;
+        }
+        t.found
+            .iter()
+            .find(|(m, _, seq)| m == method && *seq == t.nav_seq)
+            .map(|(_, lane, _)| *lane)
+    }
+
+    /// Remembers that a probe found `method` in the tab's current document.
+    pub fn remember_found(&mut self, id: TabId, method: &str, lane: bool) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            let seq = t.nav_seq;
+            t.found.retain(|(m, _, s)| m != method && *s == seq);
+            t.found.push((method.to_owned(), lane, seq));
+        }
     }
 
     /// The call, which asked for `page`, is done with the tab.
@@ -409,5 +465,49 @@ mod tests {
         let seq = tabs.get(4).map(|t| t.nav_seq);
         tabs.committed(4, "http://h:1/back");
         assert_ne!(tabs.get(4).map(|t| t.nav_seq), seq);
+    }
+
+    #[test]
+    fn a_found_method_is_known_until_the_document_changes() {
+        let mut tabs = Tabs::default();
+        tabs.adopt(5, "http://h:1/", "c1");
+        tabs.completed(5, "http://h:1/");
+        assert_eq!(tabs.found(5, "m"), None);
+        tabs.remember_found(5, "m", false);
+        tabs.remember_found(5, "viaLane", true);
+        assert_eq!(tabs.found(5, "m"), Some(false));
+        assert_eq!(tabs.found(5, "viaLane"), Some(true));
+        assert_eq!(tabs.found(5, "other"), None);
+        // A reload or navigation is a new document: probe again.
+        tabs.before_navigate(5, "http://h:1/");
+        assert_eq!(tabs.found(5, "m"), None);
+        tabs.completed(5, "http://h:1/");
+        assert_eq!(tabs.found(5, "m"), None);
+        tabs.remember_found(5, "m", false);
+        assert_eq!(tabs.found(5, "m"), Some(false));
+        assert_eq!(
+            tabs.get(5).map(|t| t.found.len()),
+            Some(1),
+            "stale entries dropped"
+        );
+    }
+
+    #[test]
+    fn activation_is_tracked_per_window() {
+        let mut tabs = Tabs::default();
+        tabs.adopt(6, "http://h:1/a", "c1");
+        tabs.adopt(7, "http://h:1/b", "c2");
+        tabs.set_active(6, Some(1));
+        tabs.set_active(7, Some(2));
+        assert!(tabs.get(6).is_some_and(|t| t.active));
+        // The user opened another tab in window 1: tab 6 is in the background now.
+        tabs.activated(99, 1);
+        assert!(tabs.get(6).is_some_and(|t| !t.active));
+        assert!(
+            tabs.get(7).is_some_and(|t| t.active),
+            "other windows are not affected"
+        );
+        tabs.activated(6, 1);
+        assert!(tabs.get(6).is_some_and(|t| t.active));
     }
 }

@@ -14,6 +14,8 @@ extern "C" {
     pub fn tabs_create(props: &Object) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = update)]
     pub fn tabs_update(tab_id: i32, props: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = create)]
+    pub fn windows_create(props: &Object) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = get)]
     pub fn tabs_get(tab_id: i32) -> Result<Promise, JsValue>;
 
@@ -66,4 +68,6 @@ extern "C" {
     pub static PROBE: Function;
     #[wasm_bindgen(thread_local_v2, js_name = invoke)]
     pub static INVOKE: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = invokeInstalled)]
+    pub static INVOKE_INSTALLED: Function;
 }

@@ -638,6 +638,11 @@ pub fn on_event(kind: &str, detail: JsValue) {
                 save_owned_tabs();
             }
         }
+        "tab_activated" => {
+            if let Some(window) = get_i32(&detail, "windowId") {
+                with(|a| a.tabs.activated(tab, window));
+            }
+        }
         "storage_changed" => {
             if get_string(&detail, "area").as_deref() == Some("local") {
                 wasm_bindgen_futures::spawn_local(reload_stored());
