@@ -24,6 +24,11 @@
 //! An ad-hoc script (`run` frame) is answered with `{"ran": <the script>}`; a `scripts`
 //! frame is only recorded (see [`Transcript::scripts`]). With [`Options::capabilities`]
 //! the fake announces capabilities such as `user_scripts` in its `hello`.
+//!
+//! [`replay`] plays a recorded session (`any trace --record`) instead of answering by
+//! method name, to reproduce what a real extension did.
+
+pub mod replay;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

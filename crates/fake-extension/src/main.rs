@@ -3,12 +3,17 @@
 //! prints `ready` on stdout once welcomed, answers calls by method name (see the
 //! library's table), and exits when the socket closes: 0 after a normal close (for
 //! example after the `disconnect` method), 1 when it could not connect or was rejected.
+//!
+//! With `--replay FILE` it plays a recorded session instead (`any trace --record`, or a
+//! `--transcript`): see the library's `replay` module. It prints `ready` once welcomed
+//! and `replayed` once every recorded step has been played, then stays connected.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use fake_extension::replay::{Recording, Replay};
 use fake_extension::{Error, FakeExtension, Options};
 
 /// A fake any browser extension that answers calls by their method name.
@@ -18,7 +23,9 @@ use fake_extension::{Error, FakeExtension, Options};
     version,
     after_help = "Methods: echo, sleep {ms}, throw {name, message}, fail {code, message}, never, \
         late {ms}, duplicate, disconnect, progress, big {bytes}; anything else is method_not_found.\n\n\
-        Example:\n  fake-extension --port 8765 --label work --transcript /tmp/frames.jsonl"
+        Examples:\n  fake-extension --port 8765 --label work --transcript /tmp/frames.jsonl\n  \
+        any trace --record session.jsonl   # then, against a fresh server:\n  \
+        fake-extension --port 8765 --replay session.jsonl"
 )]
 struct Args {
     /// The any server's port
@@ -37,6 +44,13 @@ struct Args {
     /// Seconds to keep retrying while the server is not listening yet
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     connect_timeout: f64,
+    /// Play the extension's side of a recorded session (`any trace --record` or
+    /// `--transcript` JSON Lines) instead of answering calls by method name
+    #[arg(long, value_name = "FILE.jsonl")]
+    replay: Option<PathBuf>,
+    /// With --replay: the recorded connection to play (default: the one of the first call)
+    #[arg(long, value_name = "ext-N", requires = "replay")]
+    conn: Option<String>,
 }
 
 #[tokio::main]
@@ -51,6 +65,9 @@ async fn main() -> ExitCode {
     };
     let patience =
         Duration::try_from_secs_f64(args.connect_timeout).unwrap_or(Duration::from_secs(5));
+    if let Some(path) = &args.replay {
+        return replay(&options, path, args.conn.as_deref(), patience).await;
+    }
     let started = Instant::now();
     let fake = loop {
         match FakeExtension::connect(options.clone()).await {
@@ -66,6 +83,53 @@ async fn main() -> ExitCode {
     };
     println!("ready");
     fake.closed().await;
+    eprintln!("fake-extension: the socket closed");
+    ExitCode::SUCCESS
+}
+
+/// `--replay FILE`: plays the recording, then stays connected until the socket closes.
+async fn replay(
+    options: &Options,
+    path: &std::path::Path,
+    conn: Option<&str>,
+    patience: Duration,
+) -> ExitCode {
+    let recording = match Recording::load(path, conn) {
+        Ok(recording) => recording,
+        Err(e) => {
+            eprintln!("fake-extension: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
+    let replay = loop {
+        match Replay::start(options, recording.clone()).await {
+            Ok(replay) => break replay,
+            Err(Error::Connect { .. }) if started.elapsed() < patience => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                eprintln!("fake-extension: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    println!("ready");
+    let report = replay.played().await;
+    if report.complete {
+        println!("replayed");
+        eprintln!(
+            "fake-extension: replayed {} frame(s) of {} (calls {:?})",
+            report.sent, recording.conn, report.ids
+        );
+    }
+    let report = replay.closed().await;
+    if !report.complete {
+        eprintln!(
+            "fake-extension: the socket closed before the replay ended ({} frame(s) sent)",
+            report.sent
+        );
+    }
     eprintln!("fake-extension: the socket closed");
     ExitCode::SUCCESS
 }
