@@ -28,7 +28,9 @@
 //! [`replay`] plays a recorded session (`any trace --record`) instead of answering by
 //! method name, to reproduce what a real extension did.
 
+pub mod chaos;
 pub mod replay;
+pub mod soak;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -235,30 +237,40 @@ pub struct FakeExtension {
 impl FakeExtension {
     /// Connects, sends `hello`, and returns once `welcome` arrives.
     pub async fn connect(options: Options) -> Result<Self, Error> {
-        let hello = Hello {
-            protocol: VERSION,
-            extension_version: env!("CARGO_PKG_VERSION").to_owned(),
-            browser: BrowserInfo {
-                name: BROWSER_NAME.to_owned(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-            },
-            label: options.label.clone(),
-            capabilities: options.capabilities.clone(),
-        };
-        Self::connect_with_hello(options, &encode(&ExtensionFrame::Hello(hello))).await
+        let hello = hello_frame(&options);
+        Self::connect_inner(options, &hello, None).await
     }
 
     /// Like [`FakeExtension::connect`] with a hello frame of the caller's own text
     /// (e.g. a wrong version); `Err(Rejected)` if the server sends `reject`.
     pub async fn connect_with_hello(options: Options, hello: &str) -> Result<Self, Error> {
+        Self::connect_inner(options, hello, None).await
+    }
+
+    /// Like [`FakeExtension::connect`], with every call perturbed by `chaos` (see
+    /// [`chaos`]); `connection` numbers this connection in chaos's record.
+    pub async fn connect_chaos(
+        options: Options,
+        chaos: Arc<chaos::Chaos>,
+        connection: usize,
+    ) -> Result<Self, Error> {
+        let hello = hello_frame(&options);
+        Self::connect_inner(options, &hello, Some((chaos, connection))).await
+    }
+
+    async fn connect_inner(
+        options: Options,
+        hello: &str,
+        chaos: Option<(Arc<chaos::Chaos>, usize)>,
+    ) -> Result<Self, Error> {
         let transcript = Transcript::new(options.transcript.as_ref())?;
         let request = socket_request(&options)?;
         let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
-                .map_err(|e| Error::Connect {
-                    url: options.url.clone(),
-                    reason: e.to_string(),
-                })?;
+            .map_err(|e| Error::Connect {
+                url: options.url.clone(),
+                reason: e.to_string(),
+            })?;
         let (mut sink, mut stream) = socket.split();
         transcript.record(Direction::Out, hello);
         sink.send(Message::text(hello))
@@ -327,7 +339,12 @@ impl FakeExtension {
                             }))));
                         }
                         Ok(ServerFrame::Call(call)) => {
-                            tokio::spawn(behave(call, answers.clone()));
+                            match &chaos {
+                                None => drop(tokio::spawn(behave(call, answers.clone()))),
+                                Some((chaos, connection)) => drop(tokio::spawn(
+                                    chaos.clone().perturb(call, answers.clone(), *connection),
+                                )),
+                            }
                         }
                         Ok(ServerFrame::Run(run)) => {
                             let _ = answers.send(Out::Text(ran(&run)));
@@ -385,6 +402,21 @@ impl FakeExtension {
         let _ = self.out.send(Out::Close);
         let _ = self.task.await;
     }
+}
+
+/// The `hello` frame the fake sends: this crate's version, the fake browser, the label
+/// and capabilities of `options`.
+fn hello_frame(options: &Options) -> String {
+    encode(&ExtensionFrame::Hello(Hello {
+        protocol: VERSION,
+        extension_version: env!("CARGO_PKG_VERSION").to_owned(),
+        browser: BrowserInfo {
+            name: BROWSER_NAME.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        label: options.label.clone(),
+        capabilities: options.capabilities.clone(),
+    }))
 }
 
 /// The answer to an ad-hoc script: the fake runs nothing and returns

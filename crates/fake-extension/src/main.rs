@@ -4,15 +4,22 @@
 //! library's table), and exits when the socket closes: 0 after a normal close (for
 //! example after the `disconnect` method), 1 when it could not connect or was rejected.
 //!
+//! With `--chaos SEED` it misbehaves at random (delays, drops, duplicates, late answers,
+//! disconnects; see the library's `chaos` module) and reconnects after each disconnect,
+//! until it is killed; it prints `ready` at each (re)connection.
+//!
 //! With `--replay FILE` it plays a recorded session instead (`any trace --record`, or a
 //! `--transcript`): see the library's `replay` module. It prints `ready` once welcomed
 //! and `replayed` once every recorded step has been played, then stays connected.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use fake_extension::chaos::{self, Chaos, ChaosArgs};
 use fake_extension::replay::{Recording, Replay};
 use fake_extension::{Error, FakeExtension, Options};
 
@@ -25,7 +32,8 @@ use fake_extension::{Error, FakeExtension, Options};
         late {ms}, duplicate, disconnect, progress, big {bytes}; anything else is method_not_found.\n\n\
         Examples:\n  fake-extension --port 8765 --label work --transcript /tmp/frames.jsonl\n  \
         any trace --record session.jsonl   # then, against a fresh server:\n  \
-        fake-extension --port 8765 --replay session.jsonl"
+        fake-extension --port 8765 --replay session.jsonl\n  \
+        fake-extension --port 8765 --chaos 42 --p-drop 0.1   # misbehave at random"
 )]
 struct Args {
     /// The any server's port
@@ -51,6 +59,12 @@ struct Args {
     /// With --replay: the recorded connection to play (default: the one of the first call)
     #[arg(long, value_name = "ext-N", requires = "replay")]
     conn: Option<String>,
+    /// Misbehave at random, seeded: every call is answered by method name but may be
+    /// delayed, dropped, answered twice or late, or close the socket (then reconnect)
+    #[arg(long, value_name = "SEED", conflicts_with = "replay")]
+    chaos: Option<u64>,
+    #[command(flatten)]
+    chaos_args: ChaosArgs,
 }
 
 #[tokio::main]
@@ -67,6 +81,9 @@ async fn main() -> ExitCode {
         Duration::try_from_secs_f64(args.connect_timeout).unwrap_or(Duration::from_secs(5));
     if let Some(path) = &args.replay {
         return replay(&options, path, args.conn.as_deref(), patience).await;
+    }
+    if let Some(seed) = args.chaos {
+        return chaotic(options, Chaos::new(args.chaos_args.config(seed)), patience).await;
     }
     let started = Instant::now();
     let fake = loop {
@@ -132,4 +149,35 @@ async fn replay(
     }
     eprintln!("fake-extension: the socket closed");
     ExitCode::SUCCESS
+}
+
+/// `--chaos SEED`: stays connected, misbehaving, until killed or unable to reconnect.
+async fn chaotic(options: Options, chaos: Arc<Chaos>, patience: Duration) -> ExitCode {
+    let (connected_tx, mut connected) = tokio::sync::mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = tokio::spawn(chaos::run(
+        options,
+        chaos,
+        stop,
+        connected_tx,
+        Duration::from_millis(10),
+        patience,
+    ));
+    while let Some(n) = connected.recv().await {
+        if n > 0 {
+            eprintln!("fake-extension: reconnected ({n} reconnects)");
+        }
+        println!("ready");
+    }
+    match run.await {
+        Ok(Ok(_)) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("fake-extension: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("fake-extension: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
