@@ -49,8 +49,12 @@ export async function probe(method, laneWaitMs) {
 // as source text and compiled on every injection, and compiling this one cost ~1 ms of
 // the page's CPU per call (see bench/README.md). `key` changes with every start of the
 // service worker, so a page never runs an older worker's copy.
-export async function invoke(method, paramsJson, viaLane, key) {
-  const run = async (method, paramsJson, viaLane) => {
+//
+// With `script` (a function; only from an ad-hoc script run by chrome.userScripts.execute,
+// see crates/ext-core/src/sw/call.rs `execute`), that function is called instead of a
+// method, and its outcome is encoded the same way.
+export async function invoke(method, paramsJson, viaLane, key, script) {
+  const run = async (method, paramsJson, viaLane, script) => {
     const pageError = (e) => {
       try {
         if (e !== null && typeof e === "object" && "message" in e) {
@@ -155,6 +159,16 @@ export async function invoke(method, paramsJson, viaLane, key) {
       return { ok: false, error: { code: "page_error", name: "SyntaxError", message: `params are not JSON: ${e}`, stack: "" } };
     }
 
+    if (typeof script === "function") {
+      let value;
+      try {
+        value = await script();
+      } catch (e) {
+        return { ok: false, error: pageError(e) };
+      }
+      return encode(value);
+    }
+
     if (!viaLane) {
       const api = globalThis.__any__;
       if (api == null || typeof api[method] !== "function") {
@@ -194,7 +208,7 @@ export async function invoke(method, paramsJson, viaLane, key) {
       // A frozen global: every call then injects the whole function.
     }
   }
-  return run(method, paramsJson, viaLane);
+  return run(method, paramsJson, viaLane, script);
 }
 
 // The fast path of a call in a document where `invoke` ran before: a few lines to

@@ -28,8 +28,21 @@ function lines(list, items) {
 let labelEdited = false;
 $("label").addEventListener("input", () => (labelEdited = true));
 
+// The tab the popup was opened on: the hosted userscripts say whether they run there.
+let tabUrl = null;
+chrome.tabs
+  .query({ active: true, currentWindow: true })
+  .then((tabs) => (tabUrl = tabs[0]?.url ?? null))
+  .catch(() => {});
+
+function hostedRow(h) {
+  const patterns = [...h.matches, ...h.exclude_matches.map((p) => `not ${p}`), ...h.exclude_globs.map((g) => `not ${g}`)];
+  const here = !h.enabled ? "disabled" : !h.registered ? "not registered" : h.active_on_tab ? "active" : "—";
+  return row([`${h.name}${h.version ? " " + h.version : ""}`, patterns.join(", "), here]);
+}
+
 async function refresh() {
-  const s = await chrome.runtime.sendMessage({ type: "status" });
+  const s = await chrome.runtime.sendMessage({ type: "status", url: tabUrl });
   if (!s || !s.ok) {
     $("state").textContent = "starting";
     $("why").textContent = s?.error ?? "the service worker did not answer";
@@ -59,6 +72,11 @@ async function refresh() {
       .reverse()
       .map((c) => row([time(c.started), c.method, c.page, c.outcome === "error" ? c.code : c.outcome, `${Math.round(c.duration_ms)} ms`])),
   );
+  const hosted = s.hosted;
+  $("hosted").tBodies[0].replaceChildren(...hosted.scripts.map(hostedRow));
+  $("hosted-why").textContent = !hosted.available
+    ? `"Allow User Scripts" is off: ${hosted.how_to_allow}. Until then any's userscripts do not run and \`any run\` is refused.`
+    : (hosted.last_error ?? (hosted.scripts.length ? "" : "None (any scripts add FILE.user.js adds one)."));
   lines($("errors"), s.calls.errors.slice().reverse());
   lines($("log"), s.calls.log.slice().reverse());
   lines($("frames"), s.calls.frames.slice().reverse());

@@ -12,7 +12,9 @@
 //! * [`tabs`] — tab tracking and the tab-reuse choice;
 //! * [`wait`] — readiness and give-up decisions of a call;
 //! * [`calls`] — call bookkeeping (exactly one answer per call) and the popup's black box;
-//! * [`page`] — reading the page's envelopes, naming the browser.
+//! * [`page`] — reading the page's envelopes, naming the browser;
+//! * [`hosted`] — the server's hosted userscripts vs. the browser's `chrome.userScripts`
+//!   registrations, and the popup's view of them.
 //!
 //! `sw` (wasm32 only) is the thin browser binding: typed `chrome.*` externs, the
 //! WebSocket, timers, and the async flow of a call, carrying out those decisions.
@@ -20,6 +22,7 @@
 
 pub mod calls;
 pub mod config;
+pub mod hosted;
 pub mod link;
 pub mod page;
 pub mod tabs;

@@ -84,6 +84,7 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
     let label = args.label.unwrap_or_default();
     let loaded = install_extension(&extension, &profile, &server, &label)?;
     enable_developer_mode(&profile)?;
+    allow_user_scripts(&profile)?;
 
     // Chromium is chatty on stderr (D-Bus, GPU, ...): keep its output out of the terminal
     // but findable.
@@ -367,6 +368,54 @@ fn install_extension(
 /// button does): the disable reason is `unsupportedDeveloperExtension`, and the browser
 /// never connects again. `--load-extension` alone is allowed; the reload is not.
 fn enable_developer_mode(profile: &Path) -> anyhow::Result<()> {
+    update_preferences(profile, |prefs| {
+        let node = object_at(prefs, &["extensions", "ui"]);
+        if node.get("developer_mode") == Some(&serde_json::Value::Bool(true)) {
+            return false;
+        }
+        node["developer_mode"] = serde_json::Value::Bool(true);
+        true
+    })
+}
+
+/// Switches on "Allow User Scripts" for the any extension
+/// (`extensions.settings.<id>.user_scripts_enabled` in `Default/Preferences`), which
+/// `chrome.userScripts` needs on Chromium 138+ (hosted userscripts, `any run`) — unless
+/// the profile already says otherwise, so a user who switched it off keeps it off.
+/// Chromium 156 honours the value written before it starts (verified here: with it,
+/// `chrome.userScripts` is an object; without it, `undefined`).
+fn allow_user_scripts(profile: &Path) -> anyhow::Result<()> {
+    update_preferences(profile, |prefs| {
+        let node = object_at(
+            prefs,
+            &["extensions", "settings", any_protocol::EXTENSION_ID],
+        );
+        if node.get("user_scripts_enabled").is_some() {
+            return false;
+        }
+        node["user_scripts_enabled"] = serde_json::Value::Bool(true);
+        true
+    })
+}
+
+/// The object at `path` in `value`, created (replacing non-objects) where missing.
+fn object_at<'a>(value: &'a mut serde_json::Value, path: &[&str]) -> &'a mut serde_json::Value {
+    let mut node = value;
+    for key in path {
+        if !node.get(*key).is_some_and(serde_json::Value::is_object) {
+            node[*key] = serde_json::json!({});
+        }
+        node = &mut node[*key];
+    }
+    node
+}
+
+/// Reads `Default/Preferences` (other settings kept), lets `change` edit it, and writes
+/// it back when `change` says it changed something.
+fn update_preferences(
+    profile: &Path,
+    change: impl FnOnce(&mut serde_json::Value) -> bool,
+) -> anyhow::Result<()> {
     let dir = profile.join("Default");
     let path = dir.join("Preferences");
     let mut prefs = match std::fs::read_to_string(&path) {
@@ -383,17 +432,9 @@ fn enable_developer_mode(profile: &Path) -> anyhow::Result<()> {
     if !prefs.is_object() {
         prefs = serde_json::json!({});
     }
-    let mut node = &mut prefs;
-    for key in ["extensions", "ui"] {
-        if !node.get(key).is_some_and(serde_json::Value::is_object) {
-            node[key] = serde_json::json!({});
-        }
-        node = &mut node[key];
-    }
-    if node.get("developer_mode") == Some(&serde_json::Value::Bool(true)) {
+    if !change(&mut prefs) {
         return Ok(());
     }
-    node["developer_mode"] = serde_json::Value::Bool(true);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(&path, prefs.to_string())
         .with_context(|| format!("cannot write {}", path.display()))
@@ -516,6 +557,32 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.browser.chromium_arg, extra);
+    }
+
+    #[test]
+    fn user_scripts_are_allowed_unless_the_profile_says_otherwise() {
+        let profile = temp_dir("user-scripts");
+        let read = || -> serde_json::Value {
+            serde_json::from_str(
+                &std::fs::read_to_string(profile.join("Default/Preferences")).unwrap(),
+            )
+            .unwrap()
+        };
+        enable_developer_mode(&profile).unwrap();
+        allow_user_scripts(&profile).unwrap();
+        let prefs = read();
+        assert_eq!(
+            prefs["extensions"]["settings"][any_protocol::EXTENSION_ID]["user_scripts_enabled"],
+            true
+        );
+        assert_eq!(prefs["extensions"]["ui"]["developer_mode"], true);
+        // Switched off by the user: kept off.
+        let off = serde_json::json!({"extensions": {"settings": {any_protocol::EXTENSION_ID:
+            {"user_scripts_enabled": false, "path": "x"}}}});
+        std::fs::write(profile.join("Default/Preferences"), off.to_string()).unwrap();
+        allow_user_scripts(&profile).unwrap();
+        assert_eq!(read(), off);
+        std::fs::remove_dir_all(profile).unwrap();
     }
 
     #[test]

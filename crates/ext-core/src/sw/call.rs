@@ -12,14 +12,14 @@ use std::future::Future;
 use std::pin::pin;
 
 use any_protocol::{
-    Call, CallError, CallResult, ErrorBody, ErrorCode, ExtensionFrame, Json, Progress, Stage,
+    Call, CallError, CallResult, ErrorBody, ErrorCode, ExtensionFrame, Json, Progress, Run, Stage,
 };
 use futures_util::future::{Either, select};
 use js_sys::Function;
 use wasm_bindgen::JsValue;
 
 use super::js::{self, JsResult, array, get, now, obj, settle, sleep};
-use super::{chrome, error, send, with};
+use super::{chrome, error, send, userscripts, with};
 use crate::calls::Outcome;
 use crate::page;
 use crate::tabs::{Choice, TabId};
@@ -34,13 +34,55 @@ const EVENTS_GRACE_MS: u32 = 100;
 
 /// Runs one call to its single terminal answer (or to silence, when cancelled).
 pub async fn run(call: Call) {
+    run_job(call, None).await;
+}
+
+/// Runs an ad-hoc script like a call: same tab choice, readiness wait (without the
+/// method probe), watchers, envelope and answer; the page side runs it with
+/// `chrome.userScripts.execute`, in the MAIN world, through the same encoder as methods.
+pub async fn run_script(run: Run) {
+    let call = Call {
+        id: run.id,
+        page: run.page,
+        method: SCRIPT_METHOD.to_owned(),
+        params: serde_json::value::RawValue::from_string("null".to_owned())
+            .unwrap_or_else(|_| unreachable!("null is JSON")),
+        timeout_ms: run.timeout_ms,
+        tab: run.tab,
+    };
+    if !userscripts::available() {
+        if with(|a| a.calls.begin(&call.id, &call.page, &call.method, now())) == Some(Ok(())) {
+            let body = ErrorBody::new(
+                ErrorCode::ScriptsDisabled,
+                format!("cannot run the script: {}", userscripts::not_allowed()),
+            )
+            .at(Stage::Dispatched);
+            if with(|a| a.calls.fail(&call.id, now(), &body)) == Some(true) {
+                send(&ExtensionFrame::Error(CallError {
+                    id: call.id,
+                    error: body,
+                }));
+            }
+        }
+        return;
+    }
+    run_job(call, Some(run.script)).await;
+}
+
+/// How an ad-hoc script is named where a method name would be (popup, messages).
+const SCRIPT_METHOD: &str = "(script)";
+
+async fn run_job(call: Call, script: Option<String>) {
     let started = now();
+    // Frames arrive in order: hosted userscripts the server sent before this call are
+    // registered before its page loads.
+    userscripts::settled().await;
     if let Some(Err(e)) = with(|a| a.calls.begin(&call.id, &call.page, &call.method, started)) {
         error(e);
         return;
     }
     let mut held: Option<TabId> = None;
-    let outcome = flow(&call, started, &mut held).await;
+    let outcome = flow(&call, script.as_deref(), started, &mut held).await;
     if let Some(tab) = held {
         with(|a| a.tabs.release(tab, &call.id, &call.page));
     }
@@ -51,7 +93,17 @@ pub async fn run(call: Call) {
                 send(&ExtensionFrame::Result(CallResult { id: call.id, value }));
             }
         }
-        Err(Stop::Fail(e)) => {
+        Err(Stop::Fail(mut e)) => {
+            if e.code == ErrorCode::MethodNotFound
+                && script.is_none()
+                && !userscripts::available()
+                && userscripts::hosted_for(&call.page)
+            {
+                e.message.push_str(&format!(
+                    " (any hosts userscripts for this page, but {})",
+                    userscripts::not_allowed()
+                ));
+            }
             if with(|a| a.calls.fail(&call.id, end, &e)) == Some(true) {
                 send(&ExtensionFrame::Error(CallError {
                     id: call.id,
@@ -95,20 +147,37 @@ async fn watched<T>(
     }
 }
 
-async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Json, Stop> {
+/// `script`: an ad-hoc script to run instead of `call.method` (no probe, no method).
+async fn flow(
+    call: &Call,
+    script: Option<&str>,
+    started: f64,
+    held: &mut Option<TabId>,
+) -> Result<Json, Stop> {
     let id = call.id.as_str();
     let choice = with(|a| a.tabs.choose(&call.page, call.tab, id)).unwrap_or(Choice::Open);
     let stage = match choice {
         Choice::Reuse(tab) => {
             *held = Some(tab);
-            // Tabs open alone in their own window (see `open_tab`), so this one is
-            // normally its window's active tab already (tracked from tabs.onActivated).
-            // If the user switched tabs in that window, bring it back to the front:
-            // background tabs run their timers at most once a second. (Activating on
-            // every call cut the throughput with 8 busy pages from ~500 to ~80 calls/s.)
+            // Background tabs run their timers at most once a second, so the call's tab
+            // must be its window's active tab (tracked from tabs.onActivated; normally it
+            // still is, and nothing happens here: activating on every call cut the
+            // throughput with 8 busy pages from ~500 to ~80 calls/s). If another tab of
+            // that window runs a call, the tab moves to a window of its own instead of
+            // hiding that call's page.
             if with(|a| a.tabs.get(tab).is_some_and(|t| t.active)) != Some(true) {
-                let _ = settle(chrome::tabs_update(tab, &obj(&[("active", true.into())]))).await;
-                with(|a| a.tabs.set_active(tab, None));
+                if with(|a| a.tabs.window_busy_elsewhere(tab)) == Some(true) {
+                    let props = obj(&[("tabId", tab.into()), ("focused", false.into())]);
+                    let window = settle(chrome::windows_create(&props))
+                        .await
+                        .ok()
+                        .and_then(|w| js::get_i32(&w, "id"));
+                    with(|a| a.tabs.set_active(tab, window));
+                } else {
+                    let _ =
+                        settle(chrome::tabs_update(tab, &obj(&[("active", true.into())]))).await;
+                    with(|a| a.tabs.set_active(tab, None));
+                }
             }
             Stage::TabOpened
         }
@@ -134,8 +203,8 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
     // invoke at once (one injection per call instead of two). If the page removed the
     // method since, the invocation says so (`method_not_found`).
     let known = match choice {
-        Choice::Reuse(_) => with(|a| a.tabs.found(tab, &call.method)).flatten(),
-        Choice::Open => None,
+        Choice::Reuse(_) if script.is_none() => with(|a| a.tabs.found(tab, &call.method)).flatten(),
+        _ => None,
     };
     // On that fast path the stages tab_opened .. method_found pass within microseconds:
     // only method_called is reported (one progress frame per call instead of four).
@@ -154,6 +223,8 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
             match next {
                 Next::Sleep => sleep(POLL_MS).await,
                 Next::PageLoaded => progress(id, Stage::PageLoaded),
+                // A script needs the page loaded, not a method.
+                Next::Probe if script.is_some() => break false,
                 Next::Probe => {
                     let snapshot = wait.clone();
                     let seq = nav_seq(tab);
@@ -194,7 +265,7 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
             }
         }
     };
-    if known.is_none() {
+    if known.is_none() && script.is_none() {
         with(|a| a.tabs.remember_found(tab, &call.method, lane));
         progress(id, Stage::MethodFound);
     }
@@ -203,13 +274,16 @@ async fn flow(call: &Call, started: f64, held: &mut Option<TabId>) -> Result<Jso
     progress(id, Stage::MethodCalled);
     wait.stage = Stage::MethodCalled;
     let params = call.params.get().to_owned();
-    let invoked = watched(
-        invoke(tab, &call.method, params, lane, known.is_some()),
-        || {
-            with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq))
-                .flatten()
-        },
-    )
+    let work = async {
+        match script {
+            Some(script) => execute(tab, script).await,
+            None => invoke(tab, &call.method, params, lane, known.is_some()).await,
+        }
+    };
+    let invoked = watched(work, || {
+        with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq))
+            .flatten()
+    })
     .await?;
     // executeScript may settle just as the frame goes away, before the tab and navigation
     // events arrive: give them a moment, then the watcher's verdict wins.
@@ -243,22 +317,34 @@ fn tab_closed(tab: TabId) -> bool {
     with(|a| a.tabs.get(tab).is_none_or(|t| t.closed)).unwrap_or(true)
 }
 
-/// Opens a tab at the page, alone in a new, unfocused window. Chrome runs the timers
-/// of background tabs at most once a second (a 50 ms `sleep` takes 1000 ms), and in a
-/// user's browser no flag turns that off; a tab that is the only one of its window is
-/// always its window's active tab, so it runs at full speed even while other calls run
-/// in other such tabs, and no call ever has to switch tabs. `focused: false` leaves the
+/// Opens a tab at the page, in front: Chrome runs the timers of background tabs at most
+/// once a second (a 50 ms `sleep` takes 1000 ms), and in a user's browser no flag turns
+/// that off. It opens as the active tab of a window this extension opened where no call
+/// runs ([`crate::tabs::Tabs::idle_window`]), else in a new, unfocused window — so calls
+/// in flight at the same time each have a visible page, and `focused: false` leaves the
 /// keyboard focus with the user's window. Where windows cannot be created (no window
 /// system), an active tab in the current window is the fallback.
 async fn open_tab(call: &Call) -> Result<TabId, Stop> {
     let url = call.page.as_str();
-    let window = obj(&[("url", url.into()), ("focused", false.into())]);
-    let (created, window) = match settle(chrome::windows_create(&window)).await {
-        Ok(w) => (
-            js::items(&get(&w, "tabs")).first().cloned(),
-            js::get_i32(&w, "id"),
-        ),
-        Err(_) => (None, None),
+    let (created, window) = match with(|a| a.tabs.idle_window()).flatten() {
+        Some(window) => {
+            let props = obj(&[
+                ("url", url.into()),
+                ("windowId", window.into()),
+                ("active", true.into()),
+            ]);
+            (settle(chrome::tabs_create(&props)).await.ok(), Some(window))
+        }
+        None => {
+            let props = obj(&[("url", url.into()), ("focused", false.into())]);
+            match settle(chrome::windows_create(&props)).await {
+                Ok(w) => (
+                    js::items(&get(&w, "tabs")).first().cloned(),
+                    js::get_i32(&w, "id"),
+                ),
+                Err(_) => (None, None),
+            }
+        }
     };
     let created = match created {
         Some(tab) => Ok(tab),
@@ -351,6 +437,74 @@ async fn invoke(
         &[method.into(), params_json.into(), lane.into(), key.into()],
     )
     .await
+}
+
+/// Runs an ad-hoc script in the tab's MAIN world with `chrome.userScripts.execute` (a
+/// code string that the page's CSP does not apply to). The code is the script as the
+/// body of an async function, handed to page-world.js's `invoke` (its source text), so
+/// the result is encoded exactly like a method's. The script's first line is line 2 of
+/// the code, and stacks name it `any-script.js`.
+async fn execute(tab: TabId, script: &str) -> JsResult<JsValue> {
+    let invoke = chrome::INVOKE.with(|f| String::from(f.to_string()));
+    let code = format!(
+        "((script, invoke) => invoke({SCRIPT_METHOD:?}, \"null\", false, undefined, script))(async function () {{\n\
+         {script}\n}},\n{invoke})\n//# sourceURL=any-script.js\n"
+    );
+    let envelope = in_page_code(tab, &[code]).await?;
+    if envelope.is_object() {
+        return Ok(envelope);
+    }
+    // Nothing came back: the code did not compile. Compile the script alone (not run)
+    // with an error listener in front, to say where.
+    let key = format!("any.syntax/{}", js_sys::Math::random().to_bits());
+    let listen = format!(
+        "(() => {{ const k = Symbol.for({key:?}); globalThis[k] = null; \
+         addEventListener(\"error\", (e) => {{ globalThis[k] = {{message: String(e.message), line: e.lineno, column: e.colno}}; }}, {{once: true}}); }})()"
+    );
+    let compile = format!("(async function () {{\n{script}\n}})\n//# sourceURL=any-script.js\n");
+    let read = format!(
+        "(() => {{ const k = Symbol.for({key:?}); const e = globalThis[k]; delete globalThis[k]; return e; }})()"
+    );
+    let seen = in_page_code(tab, &[listen, compile, read]).await?;
+    let message = match (
+        js::get_string(&seen, "message"),
+        get(&seen, "line").as_f64(),
+    ) {
+        (Some(message), Some(line)) => format!(
+            "the script is not valid JavaScript: {} (line {}, column {})",
+            message.trim_start_matches("Uncaught "),
+            (line as i64 - 1).max(1),
+            get(&seen, "column").as_f64().unwrap_or(0.0)
+        ),
+        _ => {
+            "the script did not run: it is not valid JavaScript (see the page's console)".to_owned()
+        }
+    };
+    Ok(js::from_json(
+        &serde_json::json!({"ok": false, "error": {
+            "code": "page_error", "name": "SyntaxError", "message": message, "stack": ""
+        }})
+        .to_string(),
+    ))
+}
+
+/// Runs code strings in the tab's MAIN world (`chrome.userScripts.execute`); the value
+/// of the last one.
+async fn in_page_code(tab: TabId, code: &[String]) -> JsResult<JsValue> {
+    let js: Vec<JsValue> = code
+        .iter()
+        .map(|c| obj(&[("code", c.as_str().into())]).into())
+        .collect();
+    let injection = obj(&[
+        ("target", obj(&[("tabId", tab.into())]).into()),
+        ("world", "MAIN".into()),
+        ("injectImmediately", true.into()),
+        ("js", array(&js).into()),
+    ]);
+    let results = settle(chrome::user_scripts_execute(&injection)).await?;
+    Ok(js::items(&results)
+        .first()
+        .map_or(JsValue::UNDEFINED, |r| get(r, "result")))
 }
 
 /// `{ok: true, json}` → the value; `{ok: false, error}` → the page's error; anything

@@ -22,6 +22,21 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = ["chrome", "scripting"], js_name = executeScript)]
     pub fn execute_script(injection: &Object) -> Result<Promise, JsValue>;
 
+    // chrome.userScripts exists only while the browser's "Allow User Scripts" switch for
+    // this extension is on (Chrome 138+); otherwise these throw a TypeError (caught).
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "userScripts"], js_name = getScripts)]
+    pub fn user_scripts_get() -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "userScripts"], js_name = register)]
+    pub fn user_scripts_register(scripts: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "userScripts"], js_name = unregister)]
+    pub fn user_scripts_unregister(filter: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "userScripts"], js_name = execute)]
+    pub fn user_scripts_execute(injection: &Object) -> Result<Promise, JsValue>;
+
+    /// The `chrome` namespace itself, to see whether `chrome.userScripts` is there.
+    #[wasm_bindgen(thread_local_v2, js_name = chrome)]
+    pub static CHROME: JsValue;
+
     #[wasm_bindgen(catch, js_namespace = ["chrome", "storage", "local"], js_name = get)]
     pub fn storage_local_get(keys: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "storage", "local"], js_name = set)]

@@ -9,6 +9,7 @@
 mod call;
 mod chrome;
 mod js;
+mod userscripts;
 
 use std::cell::RefCell;
 
@@ -177,6 +178,14 @@ pub fn start() {
             ));
         }
         loop {
+            // "Allow User Scripts" switched: reconnect (when idle) so that `hello` tells
+            // the server the new capabilities.
+            if userscripts::watch_switch() {
+                let actions = with(|a| {
+                    (a.link.is_connected() && a.calls.running() == 0).then(|| a.link.reset())
+                });
+                apply(actions.flatten().unwrap_or_default());
+            }
             let actions = with(|a| {
                 let server = a.config.server.clone();
                 a.link.tick(now(), &server)
@@ -198,6 +207,7 @@ async fn setup() {
     load_config().await;
     restore_reject().await;
     restore_owned_tabs().await;
+    wasm_bindgen_futures::spawn_local(userscripts::restore());
     log(format!(
         "worker started; server {}",
         with(|a| a.config.server.clone()).unwrap_or_default()
@@ -382,7 +392,12 @@ fn apply(actions: Vec<Action>) {
                         extension_version: a.version.clone(),
                         browser: a.browser.clone(),
                         label: a.config.label.clone(),
-                        capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+                        capabilities: CAPABILITIES
+                            .iter()
+                            .copied()
+                            .chain(userscripts::available().then_some(userscripts::CAPABILITY))
+                            .map(str::to_owned)
+                            .collect(),
                     })
                 });
                 if let Some(hello) = hello {
@@ -571,17 +586,8 @@ fn received(sock: u64, text: &str) {
             send_on(sock, &ExtensionFrame::Pong(Pong { seq: p.seq }));
         }
         Ok(ServerFrame::Call(c)) => wasm_bindgen_futures::spawn_local(call::run(c)),
-        Ok(ServerFrame::Scripts(s)) => log(format!(
-            "the server hosts {} userscript(s); this extension cannot register them yet",
-            s.scripts.len()
-        )),
-        Ok(ServerFrame::Run(r)) => {
-            let body = ErrorBody::new(
-                ErrorCode::ScriptsDisabled,
-                "this version of the any extension cannot run ad-hoc scripts",
-            );
-            send_on(sock, &ExtensionFrame::Error(CallError { id: r.id, error: body }));
-        }
+        Ok(ServerFrame::Scripts(s)) => userscripts::received(s.scripts),
+        Ok(ServerFrame::Run(r)) => wasm_bindgen_futures::spawn_local(call::run_script(r)),
         Ok(ServerFrame::Cancel(c)) => {
             if with(|a| a.calls.cancel(&c.id)) == Some(true) {
                 log(format!(
@@ -683,7 +689,7 @@ async fn reload_stored() {
 pub fn on_message(message: JsValue) -> Promise {
     wasm_bindgen_futures::future_to_promise(async move {
         let reply = match get_string(&message, "type").as_deref() {
-            Some("status") => status(),
+            Some("status") => status(get_string(&message, "url").as_deref()),
             Some("set_config") => set_config(&message).await,
             Some("retry") => {
                 let actions = with(|a| a.link.reset()).unwrap_or_default();
@@ -718,7 +724,7 @@ async fn set_config(message: &JsValue) -> serde_json::Value {
 }
 
 /// Everything the popup shows.
-fn status() -> serde_json::Value {
+fn status(tab_url: Option<&str>) -> serde_json::Value {
     with(|a| {
         json!({
             "ok": true,
@@ -733,6 +739,7 @@ fn status() -> serde_json::Value {
             "config_loaded": a.config_loaded,
             "config_file_error": a.file_error,
             "calls": a.calls,
+            "hosted": userscripts::status(tab_url),
             "tabs": a.tabs.owned().into_iter().map(|(id, t)| json!({"id": id, "tab": t})).collect::<Vec<_>>(),
         })
     })
