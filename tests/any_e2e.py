@@ -48,11 +48,28 @@ def free_port() -> int:
 # ---------------------------------------------------------------- HTTP helpers
 
 
-def http_json(method: str, url: str, body=None, timeout: float = 60.0):
-    """(status, parsed JSON body) of one request; HTTP errors are answers, not raises."""
+def token_path() -> Path:
+    """The user's any token file, by the rule `any serve` uses to create it."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    data = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return data / "any" / "token"
+
+
+def token() -> str:
+    """The user's token, which every client API request but `/v1/health` must send."""
+    return token_path().read_text().strip()
+
+
+def http_json(method: str, url: str, body=None, timeout: float = 60.0, auth: bool = True,
+              headers: dict | None = None):
+    """(status, parsed JSON body) of one request; HTTP errors are answers, not raises.
+    Sends the user's token unless `auth` is false."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    all_headers = {"Content-Type": "application/json"}
+    if auth:
+        all_headers["Authorization"] = f"Bearer {token()}"
+    all_headers.update(headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
     try:
         with OPENER.open(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -112,17 +129,19 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.base = f"http://127.0.0.1:{port}"
 
-    def start(self, ready_timeout: float = 15.0) -> float:
-        """Starts the server; returns the monotonic time its health check first answered."""
+    def start(self, ready_timeout: float = 15.0, args: tuple[str, ...] = ()) -> float:
+        """Starts the server (with `args` added to `any serve`); returns the monotonic time
+        its health check first answered."""
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([str(self.any_bin), "serve", "--port", str(self.port)],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                [str(self.any_bin), "serve", "--port", str(self.port), *args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"any serve exited with {self.proc.returncode}:\n{self.tail()}")
             try:
-                status, _ = http_json("GET", self.base + "/v1/health", timeout=1)
+                status, _ = http_json("GET", self.base + "/v1/health", timeout=1, auth=False)
                 if status == 200:
                     return time.monotonic()
             except OSError:
@@ -136,7 +155,7 @@ class Server:
 
     def extensions(self) -> int:
         try:
-            status, health = http_json("GET", self.base + "/v1/health", timeout=2)
+            status, health = http_json("GET", self.base + "/v1/health", timeout=2, auth=False)
         except OSError:
             return 0
         return health.get("extensions", 0) if status == 200 else 0
@@ -179,6 +198,12 @@ class Server:
         assert status != 200, f"{method} on {page} should have failed but returned {body}"
         assert "error" in body, body
         return status, body["error"]
+
+    def status(self) -> dict:
+        """`GET /v1/status`."""
+        status, body = http_json("GET", self.base + "/v1/status", timeout=10)
+        assert status == 200, body
+        return body
 
     def tail(self, n: int = 40) -> str:
         return _tail(self.log, n)

@@ -43,10 +43,11 @@ def any_binary() -> Path:
 def start_server(
     any_binary: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StartServer]:
-    """Starts `any serve` on a free port with extra flags; every one stops at the end."""
+    """Starts `any serve` on a free port with extra flags (and, if given, this
+    environment); every one stops at the end."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*flags: str) -> Server:
+    def start(*flags: str, env: dict[str, str] | None = None) -> Server:
         port = free_port()
         log = tmp_path_factory.mktemp("server") / "serve.log"
         with open(log, "wb") as out:
@@ -56,6 +57,7 @@ def start_server(
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
+                    env=env,
                 )
             )
         wait_healthy(port)

@@ -18,8 +18,12 @@ PAGE = "http://127.0.0.1:9/page"
 # HTTP status of each code, as `ErrorCode::http_status` in crates/protocol/src/error.rs.
 HTTP_STATUS = {
     "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "scripts_disabled": 403,
     "method_not_found": 404,
     "too_large": 413,
+    "too_many_calls": 429,
     "page_error": 422,
     "not_serializable": 422,
     "navigation_failed": 502,

@@ -24,11 +24,21 @@ fn id_of_key(key_base64: &str) -> String {
 fn the_pinned_extension_id_is_the_one_the_manifest_key_gives() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../extension/manifest.json");
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("manifest.json")).expect("JSON");
-    let key = manifest["key"].as_str().expect("the manifest has a fixed key");
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("manifest.json"))
+            .expect("JSON");
+    let key = manifest["key"]
+        .as_str()
+        .expect("the manifest has a fixed key");
 
     let id = id_of_key(key);
 
-    assert_eq!(id, any_protocol::EXTENSION_ID, "update EXTENSION_ID and EXTENSION_ORIGIN to the manifest key's id");
-    assert_eq!(any_protocol::EXTENSION_ORIGIN, format!("chrome-extension://{id}"));
+    assert_eq!(
+        id,
+        any_protocol::EXTENSION_ID,
+        "update EXTENSION_ID and EXTENSION_ORIGIN to the manifest key's id"
+    );
+    assert_eq!(
+        any_protocol::EXTENSION_ORIGIN,
+        format!("chrome-extension://{id}")
+    );
 }

@@ -20,7 +20,8 @@ fn check(text: &str) {
 fn round_trip<F: Frame>(text: &str) {
     let Ok(frame) = decode::<F>(text) else { return };
     let again = encode(&frame);
-    let decoded: F = decode(&again).unwrap_or_else(|e| panic!("re-encoded frame does not decode ({e}): {again}"));
+    let decoded: F = decode(&again)
+        .unwrap_or_else(|e| panic!("re-encoded frame does not decode ({e}): {again}"));
     assert_eq!(encode(&decoded), again, "encoding is stable");
 }
 
@@ -46,7 +47,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::btree_map(".{0,8}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(".{0,8}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -55,24 +57,44 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// some of them with the names real frames use.
 fn frame_like() -> impl Strategy<Value = Value> {
     let types = prop_oneof![
-        Just("hello"), Just("progress"), Just("result"), Just("error"), Just("pong"),
-        Just("welcome"), Just("reject"), Just("call"), Just("cancel"), Just("ping"), Just("bogus"),
+        Just("hello"),
+        Just("progress"),
+        Just("result"),
+        Just("error"),
+        Just("pong"),
+        Just("welcome"),
+        Just("reject"),
+        Just("call"),
+        Just("cancel"),
+        Just("ping"),
+        Just("bogus"),
     ];
     let fields = prop::collection::btree_map(
         prop_oneof![
-            Just("id".to_owned()), Just("value".to_owned()), Just("error".to_owned()), Just("stage".to_owned()),
-            Just("seq".to_owned()), Just("protocol".to_owned()), Just("params".to_owned()), Just("code".to_owned()),
+            Just("id".to_owned()),
+            Just("value".to_owned()),
+            Just("error".to_owned()),
+            Just("stage".to_owned()),
+            Just("seq".to_owned()),
+            Just("protocol".to_owned()),
+            Just("params".to_owned()),
+            Just("code".to_owned()),
             ".{0,6}",
         ],
         json_value(),
         0..8,
     );
-    (types, prop_oneof![Just(Value::from(1)), json_value()], fields).prop_map(|(ty, v, fields)| {
-        let mut object: serde_json::Map<String, Value> = fields.into_iter().collect();
-        object.insert("type".into(), Value::from(ty));
-        object.insert("v".into(), v);
-        Value::Object(object)
-    })
+    (
+        types,
+        prop_oneof![Just(Value::from(1)), json_value()],
+        fields,
+    )
+        .prop_map(|(ty, v, fields)| {
+            let mut object: serde_json::Map<String, Value> = fields.into_iter().collect();
+            object.insert("type".into(), Value::from(ty));
+            object.insert("v".into(), v);
+            Value::Object(object)
+        })
 }
 
 /// One edit of a text's bytes.

@@ -12,8 +12,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{Method, StatusCode, Uri, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -80,39 +78,6 @@ fn too_large_message(declared: Option<u64>) -> String {
     }
 }
 
-/// `Origin` prefixes of browser extensions: the only browser contexts the server talks to.
-const EXTENSION_ORIGINS: [&str; 3] = [
-    "chrome-extension://",
-    "moz-extension://",
-    "safari-web-extension://",
-];
-
-/// Middleware: refuses (403) every request that a web page made. Programs (curl,
-/// Python, `any`) send no `Origin`; the extension's socket sends its extension origin.
-/// Without this, any site the user visits could open `/v1/extension` and pose as the
-/// extension (receiving calls), or stop the server with a form post.
-pub async fn refuse_web_origins(request: Request, next: Next) -> Response {
-    if let Some(origin) = request.headers().get(header::ORIGIN) {
-        let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
-        if !EXTENSION_ORIGINS
-            .iter()
-            .any(|scheme| origin.starts_with(scheme))
-        {
-            tracing::warn!(
-                "refused {} {} from the web origin {origin}",
-                request.method(),
-                request.uri().path()
-            );
-            return Error::Forbidden(format!(
-                "the any server does not accept requests from web pages (Origin: {origin}); \
-                 call it from a program, or from the any extension"
-            ))
-            .into_response();
-        }
-    }
-    next.run(request).await
-}
-
 /// `GET /v1/health`.
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
@@ -133,6 +98,19 @@ pub async fn call(
     ApiJson(request): ApiJson<CallRequest>,
 ) -> Result<Json<CallSuccess>, Error> {
     let new = validate(request)?;
+    // Held until the call ends (or the caller goes away and this future is dropped).
+    let Ok(_slot) = state.call_slots.clone().try_acquire_owned() else {
+        let max = state.config.max_calls;
+        tracing::warn!(
+            "refused a call of {} on {}: {max} calls are in flight",
+            new.method,
+            new.page
+        );
+        return Err(Error::TooManyCalls(format!(
+            "the any server already runs {max} calls (its limit, `any serve --max-calls`); \
+             this one was not started: retry when some have finished"
+        )));
+    };
     let (id, outcome) = state.hub.call(new).await;
     match outcome {
         Ok(result) => Ok(Json(CallSuccess {
@@ -156,7 +134,10 @@ fn validate(request: CallRequest) -> Result<NewCall, Error> {
     } = request;
     let scheme_ok = ["http://", "https://", "file://"]
         .iter()
-        .any(|s| page.len() > s.len() && page[..s.len()].eq_ignore_ascii_case(s));
+        // Bytes, not `&page[..n]`: a multi-byte character across `n` must not panic.
+        .any(|s| {
+            page.len() > s.len() && page.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
+        });
     if !scheme_ok {
         return Err(Error::BadRequest(format!(
             "`page` must be an absolute http://, https:// or file:// URL, got {page:?}"

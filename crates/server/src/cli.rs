@@ -53,7 +53,8 @@ pub enum Command {
             1 any itself failed (no server), 2 bad command line,\n  \
             10 no_extension, 11 timeout, 12 bad_request, 13 method_not_found, 14 page_error,\n  \
             15 navigation_failed, 16 tab_closed, 17 not_serializable, 18 extension_disconnected,\n  \
-            19 protocol_error, 20 too_large",
+            19 protocol_error, 20 too_large, 21 unauthorized, 22 forbidden,\n  \
+            23 too_many_calls",
         after_help = "Examples:\n  any call https://example.com pageInfo --params '{\"delay\": 500}'\n  \
             any call https://example.com pageInfo --browser work --timeout 60 --json"
     )]
@@ -64,15 +65,32 @@ pub enum Command {
     /// Stop the server gracefully (calls in flight fail, extensions are disconnected)
     #[command(after_help = "Example:\n  any stop --port 8765")]
     Stop,
+    /// Print the token the client API wants in `Authorization: Bearer` (creating it if none exists)
+    #[command(
+        long_about = "Print the user's any token: the secret every client API request must send as \
+            `Authorization: Bearer <token>` (only GET /v1/health and GET /v1/openapi.json are open). \
+            It lives in ~/.local/share/any/token ($XDG_DATA_HOME/any/token), readable only by you; \
+            `any serve` creates it on first start and reuses it. `any call`, `any status` and the \
+            Python client read it themselves.",
+        after_help = "Example:\n  curl -H \"Authorization: Bearer $(any token)\" http://127.0.0.1:8765/v1/status"
+    )]
+    Token,
     /// Start Chromium with the any extension, connected to this server
     Browser(browser::BrowserArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// The address to listen on; keep it on loopback unless you mean to expose it
+    /// The loopback address to listen on (127.0.0.1, ::1 or localhost; others are refused)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// Also accept this Origin (exactly) on the extension socket and the API, e.g. another
+    /// build of the extension: chrome-extension://<id>. Repeatable.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+    /// How many calls may run at once; more are refused with too_many_calls (HTTP 429)
+    #[arg(long, default_value_t = any_server::DEFAULT_MAX_CALLS, value_name = "N")]
+    pub max_calls: usize,
     /// Seconds a call waits for a browser extension to connect before failing with no_extension
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub connect_wait: f64,
@@ -122,6 +140,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Call(args) => call(port, args).await,
         Command::Status(args) => status(port, args).await,
         Command::Stop => stop(port).await,
+        Command::Token => {
+            let path = any_server::token::path()?;
+            println!("{}", any_server::token::load_or_create(&path)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Browser(args) => browser::run(port, args).await.map(|()| ExitCode::SUCCESS),
     }
 }
@@ -130,11 +153,25 @@ async fn serve(port: u16, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.verbose);
     let connect_wait = Duration::try_from_secs_f64(args.connect_wait)
         .context("--connect-wait must be a number of seconds, 0 or more")?;
+    let host = loopback_host(&args.host)?;
+    if args.max_calls == 0 {
+        anyhow::bail!("--max-calls must be 1 or more");
+    }
+    let mut allowed_origins = vec![any_protocol::EXTENSION_ORIGIN.to_owned()];
+    for origin in &args.allow_origin {
+        allowed_origins.push(any_server::access::parse_origin(origin).map_err(anyhow::Error::msg)?);
+    }
+    let token_path = any_server::token::path()?;
+    let token = any_server::token::load_or_create(&token_path)
+        .context("the server cannot start without the user's token")?;
     let config = Config {
         connect_wait,
+        token,
+        allowed_origins: allowed_origins.clone(),
+        max_calls: args.max_calls,
         ..Config::default()
     };
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), port))
+    let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| {
             format!(
@@ -150,11 +187,39 @@ async fn serve(port: u16, args: ServeArgs) -> anyhow::Result<()> {
         any_server::VERSION,
         args.connect_wait
     );
+    tracing::info!(
+        "clients authenticate with the token in {} (`any token`); accepted origins: {}; \
+         at most {} calls at once",
+        token_path.display(),
+        allowed_origins.join(", "),
+        args.max_calls
+    );
     any_server::serve(listener, config, stop_signal())
         .await
         .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The address for `--host`: a loopback address, or `localhost` (127.0.0.1). The server
+/// drives the user's logged-in browser; it must not be reachable from other machines.
+fn loopback_host(host: &str) -> anyhow::Result<std::net::IpAddr> {
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .with_context(|| format!("--host {host:?} is not an IP address or localhost"))?
+    };
+    if !ip.is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {host}: it is not a loopback address. The any server drives \
+             your logged-in browser, so only programs on this machine may reach it; use \
+             127.0.0.1 (the default), ::1 or localhost"
+        );
+    }
+    Ok(ip)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -383,6 +448,27 @@ pub fn render_status(status: &Status) -> String {
         }
         out.push_str(&table(&rows));
     }
+    if !status.rejected.is_empty() {
+        let shown = status.rejected.len().min(RECENT_SHOWN);
+        out.push_str(&format!(
+            "\nRefused (newest first, {shown} of {}):\n",
+            status.rejected.len()
+        ));
+        let mut rows = vec![
+            ["WHEN", "REQUEST", "ORIGIN", "WHY"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
+        for r in status.rejected.iter().take(RECENT_SHOWN) {
+            rows.push(vec![
+                format!("{} ago", fmt_age(now - r.at)),
+                r.request.clone(),
+                r.origin.clone().unwrap_or_else(|| "-".to_owned()),
+                format!("{}: {}", r.code, shorten(&r.reason, 90)),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
     out
 }
 
@@ -507,5 +593,21 @@ mod tests {
             .find(|l| l.contains("c-5"))
             .expect("recent row");
         assert!(done.contains(" ok ") && done.contains("0.8s"), "{done}");
+        let refused = table
+            .lines()
+            .find(|l| l.contains("https://evil.example"))
+            .expect("refused row");
+        assert!(
+            refused.contains("GET /v1/extension") && refused.contains("forbidden: only the any"),
+            "{refused}"
+        );
+        let old = table
+            .lines()
+            .find(|l| l.contains("protocol_error"))
+            .expect("rejected hello row");
+        assert!(
+            old.contains("speaks protocol 1 but the extension speaks 2"),
+            "{old}"
+        );
     }
 }

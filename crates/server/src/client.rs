@@ -2,7 +2,9 @@
 //! one when nothing answers. Runs in the short-lived `any call|status|stop` process.
 //!
 //! Always talks to `127.0.0.1:<port>` and never through a proxy (`.no_proxy()`):
-//! system proxy settings must not capture loopback traffic.
+//! system proxy settings must not capture loopback traffic. Every request carries the
+//! user's token (`Authorization: Bearer`, from `any_server::token`); the client creates
+//! the token file if no server has yet, so a server it then starts uses the same one.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -35,8 +37,17 @@ pub enum CallAnswer {
 
 impl Client {
     pub fn new(port: u16) -> anyhow::Result<Self> {
+        let token_path = any_server::token::path()?;
+        let token = any_server::token::load_or_create(&token_path)
+            .context("the any client API needs the user's token")?;
+        let mut bearer = reqwest::header::HeaderValue::try_from(format!("Bearer {token}"))
+            .context("the token is not a valid header value")?;
+        bearer.set_sensitive(true);
+        let headers =
+            reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, bearer)]);
         let http = reqwest::Client::builder()
             .no_proxy()
+            .default_headers(headers)
             .connect_timeout(PROBE_TIMEOUT)
             .build()
             .context("could not create the HTTP client")?;
@@ -169,16 +180,9 @@ impl Client {
     }
 }
 
-/// `~/.local/share/any` (or `$XDG_DATA_HOME/any`): where `any` keeps its logs.
+/// `~/.local/share/any` (or `$XDG_DATA_HOME/any`): where `any` keeps its logs and token.
 pub fn data_dir() -> anyhow::Result<PathBuf> {
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from)
-        && xdg.is_absolute()
-    {
-        return Ok(xdg.join("any"));
-    }
-    let home =
-        std::env::var_os("HOME").context("cannot find the data directory: HOME is not set")?;
-    Ok(PathBuf::from(home).join(".local/share/any"))
+    Ok(any_server::token::data_dir()?)
 }
 
 /// The log of a server started by the CLI on `port`.

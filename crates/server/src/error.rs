@@ -17,10 +17,16 @@ pub enum Error {
     /// The body exceeds [`crate::BODY_LIMIT`] (413 `too_large`).
     #[error("{0}")]
     TooLarge(String),
-    /// The peer may not use this endpoint (403, code `bad_request`), e.g. a web page
-    /// opening the extension socket.
+    /// The request came from a place the server does not serve: a web page's Origin, a
+    /// foreign Host (403 `forbidden`). See `access.rs`.
     #[error("{0}")]
     Forbidden(String),
+    /// The token is missing or wrong (401 `unauthorized`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// `--max-calls` calls are already in flight (429 `too_many_calls`).
+    #[error("{0}")]
+    TooManyCalls(String),
     /// No route has this path, or not with this method (404/405, code `bad_request`).
     #[error("{message}")]
     NoRoute { status: StatusCode, message: String },
@@ -34,7 +40,6 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::NoRoute { status, .. } => *status,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             other => StatusCode::from_u16(other.code().http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -43,9 +48,10 @@ impl Error {
     /// The protocol error code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::BadRequest(_) | Error::Forbidden(_) | Error::NoRoute { .. } => {
-                ErrorCode::BadRequest
-            }
+            Error::BadRequest(_) | Error::NoRoute { .. } => ErrorCode::BadRequest,
+            Error::Forbidden(_) => ErrorCode::Forbidden,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::TooManyCalls(_) => ErrorCode::TooManyCalls,
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::Call { body, .. } => body.code,
         }
@@ -72,6 +78,14 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        (status, Json(self.into_failure())).into_response()
+        let challenge = matches!(self, Error::Unauthorized(_));
+        let mut response = (status, Json(self.into_failure())).into_response();
+        if challenge {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"any\""),
+            );
+        }
+        response
     }
 }

@@ -58,6 +58,12 @@ async fn connection(socket: WebSocket, state: AppState) {
         Ok(hello) => hello,
         Err(reason) => {
             tracing::warn!("refused an extension connection: {reason}");
+            state.hub.rejected(
+                "GET /v1/extension".to_owned(),
+                None,
+                ErrorCode::ProtocolError,
+                reason.clone(),
+            );
             let reject = encode(&ServerFrame::Reject(Reject {
                 reason: reason.clone(),
             }));

@@ -8,13 +8,16 @@
 //!
 //! Map: `api.rs` HTTP handlers and the JSON extractor; `extension.rs` the WebSocket loop;
 //! `calls.rs` the task table (routing, deadlines, exactly-one answer); `error.rs` the one
-//! error type of the HTTP side; `openapi.rs` the API description.
+//! error type of the HTTP side; `access.rs` who may connect (Host, Origin, token);
+//! `token.rs` the per-user token file; `openapi.rs` the API description.
 
+pub mod access;
 pub mod api;
 pub mod calls;
 pub mod error;
 pub mod extension;
 pub mod openapi;
+pub mod token;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +41,10 @@ pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// The server's version, reported by `/v1/health`, `/v1/status` and `welcome`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The default of `any serve --max-calls`: how many calls may be in flight at once.
+/// More are refused at once with `429 too_many_calls`.
+pub const DEFAULT_MAX_CALLS: usize = 1024;
+
 /// The default port of `any serve` and of every client subcommand.
 pub const DEFAULT_PORT: u16 = 8765;
 
@@ -54,6 +61,14 @@ pub struct Config {
     pub silence_limit: Duration,
     /// How long a new socket may take to send `hello` (default 10 s).
     pub hello_wait: Duration,
+    /// The secret every client API request must send as `Authorization: Bearer`
+    /// (`any serve` reads it from [`token::path`]; the default is a fresh random one).
+    pub token: String,
+    /// The `Origin`s accepted on the extension socket and the client API: the any
+    /// extension's own, plus each `--allow-origin`. Compared exactly.
+    pub allowed_origins: Vec<String>,
+    /// How many calls may be in flight at once (`--max-calls`).
+    pub max_calls: usize,
 }
 
 impl Default for Config {
@@ -64,6 +79,10 @@ impl Default for Config {
             heartbeat,
             silence_limit: heartbeat * 3,
             hello_wait: Duration::from_secs(10),
+            token: token::generate()
+                .unwrap_or_else(|e| panic!("cannot make a token for the server: {e}")),
+            allowed_origins: vec![any_protocol::EXTENSION_ORIGIN.to_owned()],
+            max_calls: DEFAULT_MAX_CALLS,
         }
     }
 }
@@ -77,6 +96,8 @@ pub struct AppState {
     pub listen: SocketAddr,
     /// Set to `true` to stop the server gracefully (`POST /v1/shutdown`, signals).
     pub shutdown: watch::Sender<bool>,
+    /// One permit per call in flight, [`Config::max_calls`] in all.
+    pub call_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -84,6 +105,7 @@ impl AppState {
         let (shutdown, _) = watch::channel(false);
         AppState {
             hub: Arc::new(Hub::new(config.connect_wait, listen)),
+            call_slots: Arc::new(tokio::sync::Semaphore::new(config.max_calls)),
             config: Arc::new(config),
             listen,
             shutdown,
@@ -116,9 +138,9 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The whole server as a router: the routes of [`routes`], the body limit, the refusal
-/// of requests from web pages, and a fallback that answers unknown paths in the API's
-/// error shape.
+/// The whole server as a router: the routes of [`routes`], the body limit, the checks
+/// of who may connect ([`access::guard`]: Host, Origin, token), and a fallback that
+/// answers unknown paths in the API's error shape.
 pub fn app(state: AppState) -> Router {
     let router = routes()
         .into_iter()
@@ -127,7 +149,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(api::no_route)
         .method_not_allowed_fallback(api::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(api::refuse_web_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .with_state(state)
 }
 

@@ -1,10 +1,15 @@
 //! The OpenAPI 3 description of the client API, served at `GET /v1/openapi.json`.
 //!
 //! Written by hand next to the routes; a test checks that its paths and methods are
-//! exactly those of [`crate::routes`], in both directions.
+//! exactly those of [`crate::routes`], in both directions. The rules of who may connect
+//! (`access.rs`) are added to every operation in one place, [`add_access_rules`].
 
 use any_protocol::ErrorCode;
 use serde_json::{Value, json};
+
+/// What `page` must look like (checked in `api::validate`): an absolute http(s) or
+/// file URL, the scheme in any case.
+const PAGE_PATTERN: &str = "^([hH][tT][tT][pP][sS]?|[fF][iI][lL][eE])://.";
 
 /// The OpenAPI 3.0 document.
 pub fn document() -> Value {
@@ -15,7 +20,7 @@ pub fn document() -> Value {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallFailure"}}}
         })
     };
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "any",
@@ -92,8 +97,10 @@ pub fn document() -> Value {
                 "additionalProperties": false,
                 "required": ["page", "method"],
                 "properties": {
-                    "page": {"type": "string", "description": "Absolute http(s):// or file:// URL"},
-                    "method": {"type": "string", "description": "Function name on globalThis.__any__"},
+                    "page": {"type": "string", "description": "Absolute http(s):// or file:// URL",
+                        "pattern": PAGE_PATTERN},
+                    "method": {"type": "string", "description": "Function name on globalThis.__any__",
+                        "minLength": 1, "pattern": "^\\S+$"},
                     "params": {"description": "Any JSON; {} when absent or null"},
                     "timeout_ms": {"type": "integer", "minimum": 1, "maximum": crate::api::MAX_TIMEOUT_MS,
                         "default": any_protocol::api::DEFAULT_TIMEOUT_MS},
@@ -183,5 +190,86 @@ pub fn document() -> Value {
                 "properties": {"ok": {"type": "boolean"}, "pid": {"type": "integer"}}
             }
         }}
-    })
+    });
+    add_access_rules(&mut doc);
+    doc
+}
+
+/// Adds to every operation what `access.rs` enforces: the bearer token (except on the
+/// open paths), 403 `forbidden` for a foreign Host or Origin, 401 `unauthorized`, and
+/// 429 `too_many_calls` where calls start. Also the `rejected` record of `Status`.
+fn add_access_rules(doc: &mut Value) {
+    let failure = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallFailure"}}}
+        })
+    };
+    doc["components"]["securitySchemes"] = json!({"token": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The user's token: the file ~/.local/share/any/token ($XDG_DATA_HOME/any/token), \
+            created by `any serve`, printed by `any token`."
+    }});
+    doc["security"] = json!([{"token": []}]);
+    let description = doc["info"]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    doc["info"]["description"] = Value::from(format!(
+        "{description} Every request but GET /v1/health, GET /v1/openapi.json and the \
+         extension socket needs `Authorization: Bearer <token>` (401 unauthorized otherwise); \
+         a Host other than 127.0.0.1, localhost or [::1] with the server's port, or an Origin \
+         that is not allowed, is refused with 403 forbidden."
+    ));
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, operations) in paths.iter_mut() {
+        let open = crate::access::OPEN_PATHS.contains(&path.as_str());
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in operations.iter_mut() {
+            let responses = &mut operation["responses"];
+            let forbidden = "forbidden: the Host is not this server's loopback address, or the \
+                Origin is not allowed (web pages are refused)";
+            let text = match responses["403"]["description"].as_str() {
+                Some(other) => format!("{forbidden}; or {other}"),
+                None => forbidden.to_owned(),
+            };
+            responses["403"] = failure(&text);
+            if !open {
+                responses["401"] = failure(
+                    "unauthorized: no `Authorization: Bearer <token>`, or not the user's token",
+                );
+            }
+            if method == "post" && (path == "/v1/call" || path == "/v1/run") {
+                responses["429"] = failure(
+                    "too_many_calls: the server already runs --max-calls calls; retry later",
+                );
+            }
+            if open {
+                operation["security"] = json!([]);
+            }
+        }
+    }
+    if let Some(required) = doc["components"]["schemas"]["Status"]["required"].as_array_mut() {
+        required.push(Value::from("rejected"));
+    }
+    doc["components"]["schemas"]["Status"]["properties"]["rejected"] = json!({
+        "type": "array",
+        "description": "Refused connections and requests, newest first",
+        "items": {
+            "type": "object",
+            "required": ["at", "request", "code", "reason"],
+            "properties": {
+                "at": {"type": "number", "description": "Unix seconds"},
+                "request": {"type": "string", "description": "e.g. GET /v1/extension"},
+                "origin": {"type": "string"},
+                "code": {"type": "string"},
+                "reason": {"type": "string"}
+            }
+        }
+    });
 }

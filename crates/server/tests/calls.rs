@@ -624,6 +624,7 @@ async fn a_caller_that_goes_away_gets_its_call_cancelled() {
 
     let gave_up = impatient
         .post(format!("{}/v1/call", server.base))
+        .bearer_auth(&server.token)
         .json(&body)
         .send()
         .await;

@@ -182,7 +182,16 @@ async fn unknown_paths_and_methods_answer_in_our_shape() {
     let answer: Value = response.json().await.expect("JSON");
     assert_eq!(error(&answer)["code"], "bad_request");
 
-    let (status, answer) = server.get("/v1/extension").await;
+    // The extension probes the socket's address with a plain GET before connecting.
+    let response = server
+        .http
+        .get(format!("{}/v1/extension", server.base))
+        .header("origin", any_protocol::EXTENSION_ORIGIN)
+        .send()
+        .await
+        .expect("GET");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.expect("JSON");
     assert_eq!(status, 400, "a plain GET of the socket path: {answer}");
     assert!(
         error(&answer)["message"]
@@ -319,13 +328,12 @@ async fn a_wrong_protocol_version_is_rejected_with_a_reason_that_says_what_to_do
 #[tokio::test]
 async fn a_first_frame_that_is_not_hello_is_rejected_and_the_socket_closed() {
     let server = start(quick()).await;
-    let url = format!("ws://127.0.0.1:{}/v1/extension", server.port);
     for first in [
         "garbage",
         r#"{"v":1,"type":"pong","seq":1}"#,
         r#"{"v":1,"type":"hello"}"#,
     ] {
-        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_request())
             .await
             .expect("connect");
         socket.send(Message::text(first)).await.expect("send");
@@ -363,8 +371,7 @@ async fn a_silent_socket_is_rejected_after_the_hello_wait() {
         ..quick()
     };
     let server = start(config).await;
-    let url = format!("ws://127.0.0.1:{}/v1/extension", server.port);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_request())
         .await
         .expect("connect");
 
@@ -390,8 +397,7 @@ async fn the_server_pings_and_drops_an_extension_that_never_answers() {
     // The fake answers pings: it stays.
     let alive = server.fake().await;
     // A raw socket that says hello and then nothing: it is dropped.
-    let url = format!("ws://127.0.0.1:{}/v1/extension", server.port);
-    let (mut silent, _) = tokio_tungstenite::connect_async(url.as_str())
+    let (mut silent, _) = tokio_tungstenite::connect_async(server.ws_request())
         .await
         .expect("connect");
     silent
@@ -428,7 +434,7 @@ async fn the_server_pings_and_drops_an_extension_that_never_answers() {
 }
 
 #[tokio::test]
-async fn a_web_page_cannot_pose_as_the_extension_but_an_extension_origin_can() {
+async fn a_web_page_cannot_pose_as_the_extension_but_the_extension_origin_can() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let server = start(quick()).await;
     let url = format!("ws://127.0.0.1:{}/v1/extension", server.port);
@@ -456,9 +462,7 @@ async fn a_web_page_cannot_pose_as_the_extension_but_an_extension_origin_can() {
     let mut request = url.as_str().into_client_request().expect("request");
     request.headers_mut().insert(
         "origin",
-        "chrome-extension://abcdefghijklmnop"
-            .parse()
-            .expect("header"),
+        any_protocol::EXTENSION_ORIGIN.parse().expect("header"),
     );
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await

@@ -6,7 +6,8 @@ request per connection (`Connection: close`): the server is local and a call is 
 so there is nothing worth keeping alive, and a dropped connection is how the server
 learns that an asyncio caller gave up (it then cancels the call).
 
-Both return `(status, body)` for every HTTP answer, whatever its status. They raise
+Both send the user's token (`Authorization: Bearer`) when one is given, and return
+`(status, body)` for every HTTP answer, whatever its status. They raise
 `Unreachable` when no connection could be made (the cue to autostart a server),
 `errors.Timeout` when the answer did not come in time, and `errors.ServerUnavailable`
 when the connection broke before a complete answer.
@@ -39,13 +40,25 @@ def netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _headers(token: str | None) -> dict[str, str]:
+    if token is None:
+        return _HEADERS
+    return {**_HEADERS, "Authorization": f"Bearer {token}"}
+
+
 def request(
-    host: str, port: int, method: str, path: str, body: bytes | None, timeout: float
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None,
+    timeout: float,
+    token: str | None = None,
 ) -> tuple[int, bytes]:
     """One blocking HTTP exchange with `timeout` seconds for each socket operation."""
     address = netloc(host, port)
     req = urllib.request.Request(
-        f"http://{address}{path}", data=body, method=method, headers=_HEADERS
+        f"http://{address}{path}", data=body, method=method, headers=_headers(token)
     )
     try:
         with _OPENER.open(req, timeout=timeout) as response:
@@ -65,7 +78,13 @@ def request(
 
 
 async def request_async(
-    host: str, port: int, method: str, path: str, body: bytes | None, timeout: float
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None,
+    timeout: float,
+    token: str | None = None,
 ) -> tuple[int, bytes]:
     """One HTTP exchange over asyncio streams, bounded by `timeout` seconds in total."""
     address = netloc(host, port)
@@ -77,7 +96,7 @@ async def request_async(
         raise Unreachable(str(e)) from e
     try:
         head = f"{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in _HEADERS.items())
+        head += "".join(f"{k}: {v}\r\n" for k, v in _headers(token).items())
         payload = body or b""
         head += f"Content-Length: {len(payload)}\r\n\r\n"
         writer.write(head.encode("latin-1") + payload)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Union
 
-from . import _http
+from . import _http, _token
 from .api import Health
 from .errors import ProtocolError, ServerUnavailable
 
@@ -53,9 +53,7 @@ _log = logging.getLogger(__name__)
 def log_path(port: int) -> Path:
     """Where an autostarted server on `port` writes its log: `any call`'s choice too
     (`$XDG_DATA_HOME/any`, else `~/.local/share/any`)."""
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    data = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return data / "any" / f"server-{port}.log"
+    return _token.data_dir() / f"server-{port}.log"
 
 
 def start(host: str, port: int, binary: BinaryPath | None) -> None:

@@ -13,7 +13,7 @@ import asyncio
 from types import TracebackType
 from typing import Any
 
-from . import _http, _server
+from . import _http, _server, _token
 from ._endpoint import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_S, QUICK_TIMEOUT_S, Endpoint
 from .api import Status
 
@@ -74,7 +74,9 @@ class AsyncClient(Endpoint):
         self, method: str, path: str, body: bytes | None, timeout: float
     ) -> tuple[int, bytes]:
         try:
-            return await _http.request_async(self.host, self.port, method, path, body, timeout)
+            return await _http.request_async(
+                self.host, self.port, method, path, body, timeout, _token.read()
+            )
         except _http.Unreachable as e:
             if not self.autostart:
                 raise self._unreachable(e) from e
@@ -84,6 +86,8 @@ class AsyncClient(Endpoint):
         async with self._starting:
             await asyncio.to_thread(_server.start, self.host, self.port, self.binary)
         try:
-            return await _http.request_async(self.host, self.port, method, path, body, timeout)
+            return await _http.request_async(
+                self.host, self.port, method, path, body, timeout, _token.read()
+            )
         except _http.Unreachable as e:
             raise self._unreachable(e) from e

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import _http, _server
+from . import _http, _server, _token
 from ._endpoint import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_S, QUICK_TIMEOUT_S, Endpoint
 from .api import Status
 
@@ -73,14 +73,18 @@ class Client(Endpoint):
         self, method: str, path: str, body: bytes | None, timeout: float
     ) -> tuple[int, bytes]:
         try:
-            return _http.request(self.host, self.port, method, path, body, timeout)
+            return _http.request(
+                self.host, self.port, method, path, body, timeout, _token.read()
+            )
         except _http.Unreachable as e:
             if not self.autostart:
                 raise self._unreachable(e) from e
         with self._starting:
             _server.start(self.host, self.port, self.binary)
         try:
-            return _http.request(self.host, self.port, method, path, body, timeout)
+            return _http.request(
+                self.host, self.port, method, path, body, timeout, _token.read()
+            )
         except _http.Unreachable as e:
             raise self._unreachable(e) from e
 

@@ -13,7 +13,10 @@ use tokio::task::JoinHandle;
 pub struct Server {
     pub port: u16,
     pub base: String,
+    /// Sends the server's token on every request.
     pub http: reqwest::Client,
+    /// The server's token (`Config::token`).
+    pub token: String,
     stop: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<std::io::Result<()>>,
 }
@@ -32,17 +35,25 @@ pub async fn start(config: Config) -> Server {
         .expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local addr").port();
     let (stop, stopped) = oneshot::channel::<()>();
+    let token = config.token.clone();
     let task = tokio::spawn(any_server::serve(listener, config, async move {
         let _ = stopped.await;
     }));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
     let http = reqwest::Client::builder()
         .no_proxy()
+        .default_headers(headers)
         .build()
         .expect("client");
     Server {
         port,
         base: format!("http://127.0.0.1:{port}"),
         http,
+        token,
         stop: Some(stop),
         task,
     }
@@ -59,6 +70,20 @@ impl Server {
         FakeExtension::connect(Options::port(self.port).label(label))
             .await
             .expect("fake extension connects")
+    }
+
+    /// The handshake request of the extension socket, with the extension's `Origin`, for
+    /// tests that speak the protocol by hand.
+    pub fn ws_request(&self) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://127.0.0.1:{}/v1/extension", self.port)
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "origin",
+            any_protocol::EXTENSION_ORIGIN.parse().expect("header"),
+        );
+        request
     }
 
     /// `POST /v1/call` with `body`; returns the status and the JSON answer.
