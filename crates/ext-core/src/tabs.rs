@@ -192,25 +192,55 @@ impl Tabs {
     /// `tabs.onActivated`: `id` is now the active tab of `window` (and no other tab of
     /// that window is). Only tabs already tracked are recorded.
     pub fn activated(&mut self, id: TabId, window: i32) {
+        self.set_active(id, Some(window));
+    }
+
+    /// The tab is now its window's active tab (just opened, activated or moved); `window`
+    /// when known, else the window it was last seen in. Other tabs of that window are
+    /// in the background from now on.
+    pub fn set_active(&mut self, id: TabId, window: Option<i32>) {
+        let window = window.or_else(|| self.tabs.get(&id).and_then(|t| t.window));
         for (tab_id, t) in self.tabs.iter_mut() {
             if *tab_id == id {
-                t.window = Some(window);
+                t.window = window.or(t.window);
                 t.active = true;
-            } else if t.window == Some(window) {
+            } else if window.is_some() && t.window == window {
                 t.active = false;
             }
         }
     }
 
-    /// The tab is known to be its window's active tab (e.g. just created alone in a new
-    /// window, or just activated).
-    pub fn set_active(&mut self, id: TabId, window: Option<i32>) {
-        if let Some(t) = self.tabs.get_mut(&id) {
-            t.active = true;
-            if window.is_some() {
-                t.window = window;
-            }
-        }
+    /// A window where a new tab can be opened in front without hiding a running call:
+    /// its active tab is one this extension opened, and none of its tabs is busy. Tabs
+    /// share windows this way, so windows only multiply with calls in flight at once
+    /// (every extra window cost the browser CPU: 40 windows kept Chromium's window UI
+    /// renderer at a full core while idle, 40 tabs in one window cost nothing).
+    pub fn idle_window(&self) -> Option<i32> {
+        let mut windows: Vec<i32> = self
+            .tabs
+            .values()
+            .filter(|t| t.owned && t.active && !t.closed)
+            .filter_map(|t| t.window)
+            .filter(|w| {
+                !self
+                    .tabs
+                    .values()
+                    .any(|t| t.window == Some(*w) && (t.busy.is_some() || t.closed))
+            })
+            .collect();
+        windows.sort_unstable();
+        windows.first().copied()
+    }
+
+    /// Another tab of `id`'s window runs a call right now: bringing `id` to the front
+    /// there would put that call's page in the background.
+    pub fn window_busy_elsewhere(&self, id: TabId) -> bool {
+        let Some(window) = self.tabs.get(&id).and_then(|t| t.window) else {
+            return false;
+        };
+        self.tabs
+            .iter()
+            .any(|(other, t)| *other != id && t.window == Some(window) && t.busy.is_some())
     }
 
     /// A probe found `method` (directly, or through the lane) in the tab's current
@@ -503,11 +533,32 @@ mod tests {
         // The user opened another tab in window 1: tab 6 is in the background now.
         tabs.activated(99, 1);
         assert!(tabs.get(6).is_some_and(|t| !t.active));
-        assert!(
-            tabs.get(7).is_some_and(|t| t.active),
-            "other windows are not affected"
-        );
+        assert!(tabs.get(7).is_some_and(|t| t.active), "other windows are not affected");
         tabs.activated(6, 1);
         assert!(tabs.get(6).is_some_and(|t| t.active));
+    }
+
+    #[test]
+    fn new_tabs_share_a_window_unless_it_runs_a_call() {
+        let mut tabs = Tabs::default();
+        assert_eq!(tabs.idle_window(), None, "no window yet: open one");
+        tabs.adopt(1, "http://h:1/a", "c1");
+        tabs.set_active(1, Some(10));
+        assert_eq!(tabs.idle_window(), None, "tab 1 runs c1");
+        tabs.completed(1, "http://h:1/a");
+        tabs.release(1, "c1", "http://h:1/a");
+        assert_eq!(tabs.idle_window(), Some(10));
+        // A second page opens in front in window 10; tab 1 goes to the background.
+        tabs.adopt(2, "http://h:1/b", "c2");
+        tabs.set_active(2, Some(10));
+        assert!(tabs.get(1).is_some_and(|t| !t.active && t.window == Some(10)));
+        // While c2 runs, tab 1 must not come to the front in window 10.
+        assert!(tabs.window_busy_elsewhere(1));
+        assert_eq!(tabs.idle_window(), None);
+        tabs.release(2, "c2", "http://h:1/b");
+        assert!(!tabs.window_busy_elsewhere(1));
+        // The user brought a tab of their own to the front there: not ours to cover.
+        tabs.activated(99, 10);
+        assert_eq!(tabs.idle_window(), None);
     }
 }
