@@ -1,6 +1,7 @@
 //! Who may connect, at the HTTP level: the token, the Host check (DNS rebinding), exact
 //! Origin matching on the API and the extension socket (look-alike origins refused),
-//! the record of refusals in `/v1/status`; and the limits: calls in flight, invalid
+//! the record of refusals in `/v1/status`, and `any serve` refusing a non-loopback
+//! `--host`; and the limits: calls in flight, a socket message over 128 MiB, invalid
 //! UTF-8 and deep nesting in bodies and frames. Every refusal answers in our error shape.
 
 mod common;
@@ -503,4 +504,85 @@ async fn frames_with_invalid_utf8_or_unknown_types_do_not_stop_the_extension_soc
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(server.health_extensions().await, 1, "still connected");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_message_over_128_mib_drops_that_socket_and_the_server_keeps_serving() {
+    let server = start(quick()).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_request())
+        .await
+        .expect("connect");
+    socket.send(Message::text(hello())).await.expect("hello");
+    let _welcome = socket.next().await.expect("welcome").expect("frame");
+    server.wait_extensions(1).await;
+
+    let huge = format!(
+        r#"{{"v":1,"type":"result","id":"c-1","value":"{}"}}"#,
+        "x".repeat(2 * any_server::BODY_LIMIT + 1)
+    );
+    let _ = socket.send(Message::text(huge)).await;
+
+    server.wait_extensions(0).await;
+    let fake = server.fake().await;
+    let (status, body) = server.call_method("echo", json!({"after": "huge"})).await;
+    assert_eq!((status, &body["result"]), (200, &json!({"after": "huge"})));
+    drop(fake);
+    server.stop().await;
+}
+
+/// Runs the `any` binary with a fresh HOME; returns (exit code, stderr).
+fn any_cli(args: &[&str]) -> (Option<i32>, String) {
+    let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sec-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_any"))
+        .args(args)
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .expect("run any");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_host_and_bad_flags_before_listening() {
+    for (args, needle) in [
+        (
+            &["serve", "--port", "0", "--host", "0.0.0.0"][..],
+            "not a loopback address",
+        ),
+        (
+            &["serve", "--port", "0", "--host", "192.168.1.10"][..],
+            "not a loopback address",
+        ),
+        (
+            &["serve", "--port", "0", "--host", "example.com"][..],
+            "not an IP address or localhost",
+        ),
+        (
+            &["serve", "--port", "0", "--allow-origin", "*"][..],
+            "is not an origin",
+        ),
+        (
+            &[
+                "serve",
+                "--port",
+                "0",
+                "--allow-origin",
+                "http://127.0.0.1:3000/",
+            ][..],
+            "is not an origin",
+        ),
+        (
+            &["serve", "--port", "0", "--max-calls", "0"][..],
+            "--max-calls must be 1 or more",
+        ),
+    ] {
+        let (code, stderr) = any_cli(args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
 }
