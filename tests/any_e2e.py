@@ -213,9 +213,10 @@ class Browser:
     """`any browser --headless --port P --profile DIR` in the background."""
 
     def __init__(self, any_bin: Path, extension: Path, port: int, profile: Path, log: Path,
-                 label: str | None = None):
+                 label: str | None = None, chromium_args: tuple[str, ...] = ()):
         self.any_bin, self.extension, self.port = any_bin, extension, port
         self.profile, self.log, self.label = profile, log, label
+        self.chromium_args = chromium_args
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -223,6 +224,7 @@ class Browser:
                "--profile", str(self.profile), "--extension", str(self.extension)]
         if self.label:
             cmd += ["--label", self.label]
+        cmd += [f"--chromium-arg={arg}" for arg in self.chromium_args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
@@ -258,10 +260,12 @@ class Stack:
         self.started.append(server)
         return server
 
-    def browser(self, port: int, label: str | None = None, profile: Path | None = None) -> Browser:
+    def browser(self, port: int, label: str | None = None, profile: Path | None = None,
+                chromium_args: tuple[str, ...] = ()) -> Browser:
         profile = profile or self.tmp / f"profile-{len(self.started)}-{port}"
         browser = Browser(self.any_bin, self.extension, port, profile,
-                          self.tmp / f"browser-{len(self.started)}-{port}.log", label)
+                          self.tmp / f"browser-{len(self.started)}-{port}.log", label,
+                          chromium_args)
         self.started.append(browser)
         return browser
 
