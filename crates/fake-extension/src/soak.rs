@@ -175,6 +175,11 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Tally> {
     stop.store(true, Ordering::SeqCst);
     let connections = fake.await?.context("the fake extension failed")?;
     tally.reconnects = connections.len().saturating_sub(1);
+    // Once the server has seen the last close, it has read (and logged) every frame.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while extensions(&http, &base).await != Some(0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let _ = server.start_kill();
     let _ = server.wait().await;
 
@@ -460,6 +465,19 @@ async fn wait_healthy(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     bail!("any serve did not answer /v1/health within 15 s")
+}
+
+/// How many extensions `/v1/health` says are connected.
+async fn extensions(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let health: Value = http
+        .get(format!("{base}/v1/health"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    health["extensions"].as_u64()
 }
 
 /// The user's client token (`any token`), if this `any` has one.

@@ -21,7 +21,8 @@ async fn a_thousand_chaotic_calls_each_end_exactly_once() {
             disconnect: 0.005,
             ..ChaosConfig::new(7)
         },
-        server_log: dir.join("soak-server.log"),
+        // Its own file: another `cargo test` may run this test at the same time.
+        server_log: dir.join(format!("soak-server-{}.log", std::process::id())),
     };
     let tally = run(&options).await.expect("the soak runs");
     println!("{tally}");
