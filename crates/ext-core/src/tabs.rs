@@ -210,6 +210,15 @@ impl Tabs {
         }
     }
 
+    /// The tab is being moved to a new window of its own: in front there, and no longer
+    /// part of the window it leaves.
+    pub fn moving(&mut self, id: TabId) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.active = true;
+            t.window = None;
+        }
+    }
+
     /// A window where a new tab can be opened in front without hiding a running call:
     /// its active tab is one this extension opened, and none of its tabs is busy. Tabs
     /// share windows this way, so windows only multiply with calls in flight at once
@@ -533,7 +542,10 @@ mod tests {
         // The user opened another tab in window 1: tab 6 is in the background now.
         tabs.activated(99, 1);
         assert!(tabs.get(6).is_some_and(|t| !t.active));
-        assert!(tabs.get(7).is_some_and(|t| t.active), "other windows are not affected");
+        assert!(
+            tabs.get(7).is_some_and(|t| t.active),
+            "other windows are not affected"
+        );
         tabs.activated(6, 1);
         assert!(tabs.get(6).is_some_and(|t| t.active));
     }
@@ -551,10 +563,23 @@ mod tests {
         // A second page opens in front in window 10; tab 1 goes to the background.
         tabs.adopt(2, "http://h:1/b", "c2");
         tabs.set_active(2, Some(10));
-        assert!(tabs.get(1).is_some_and(|t| !t.active && t.window == Some(10)));
+        assert!(
+            tabs.get(1)
+                .is_some_and(|t| !t.active && t.window == Some(10))
+        );
         // While c2 runs, tab 1 must not come to the front in window 10.
         assert!(tabs.window_busy_elsewhere(1));
         assert_eq!(tabs.idle_window(), None);
+        // A call for tab 1 while c2 runs: tab 1 moves out, and window 10 keeps tab 2.
+        tabs.moving(1);
+        assert!(tabs.get(1).is_some_and(|t| t.active && t.window.is_none()));
+        assert!(!tabs.window_busy_elsewhere(1));
+        tabs.set_active(1, Some(11));
+        assert!(
+            tabs.get(2)
+                .is_some_and(|t| t.active && t.window == Some(10))
+        );
+        tabs.set_active(1, Some(10));
         tabs.release(2, "c2", "http://h:1/b");
         assert!(!tabs.window_busy_elsewhere(1));
         // The user brought a tab of their own to the front there: not ours to cover.
