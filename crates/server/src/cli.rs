@@ -77,6 +77,32 @@ pub enum Command {
     Token,
     /// Start Chromium with the any extension, connected to this server
     Browser(browser::BrowserArgs),
+    /// Print every frame between the server and its browser extensions, live
+    #[command(
+        long_about = "Print every frame between the running server and its browser extensions as \
+            it passes: one line each with the time (UTC), the connection (ext-N), the direction \
+            (<- to the extension, -> from it), the frame's type and call id, and the frame, cut \
+            to --width characters with its full size. Sockets that close are shown with the \
+            reason. Runs until Ctrl-C. Never starts a server.",
+        after_help = "Examples:\n  any trace\n  any trace --record frames.jsonl   \
+            (full frames, replayable with `fake-extension --replay frames.jsonl`)\n  \
+            any trace --json | jq -c 'select(.frame.type == \"call\")'"
+    )]
+    Trace(crate::trace_cmd::TraceArgs),
+    /// An interactive prompt on one tab: `method {json}` calls, other lines run as JavaScript
+    #[command(
+        long_about = "An interactive prompt on one tab at PAGE. A line `name {json}` calls \
+            globalThis.__any__.name(json) (json defaults to {}); any other line is JavaScript, \
+            run as the body of an async function (the server must run with --allow-scripts). \
+            Every line reuses the same tab. Results are printed as indented JSON, errors with \
+            their name, code, message and stack. History is kept in \
+            ~/.local/share/any/repl-history. With stdin piped, prints only the answers and \
+            exits 1 if any line failed. Starts a server when none answers, as `any call` does.",
+        after_help = "Example:\n  any repl https://example.com\n  any> pageInfo {\"delay\": 0}\n  \
+            any> return document.title\n\n  \
+            printf 'pageInfo {}\\n' | any repl https://example.com"
+    )]
+    Repl(crate::repl::ReplArgs),
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +172,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Browser(args) => browser::run(port, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Trace(args) => crate::trace_cmd::run(port, args).await,
+        Command::Repl(args) => crate::repl::run(port, args).await,
     }
 }
 
@@ -223,7 +251,7 @@ fn loopback_host(host: &str) -> anyhow::Result<std::net::IpAddr> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use any_protocol::api::{CallFailure, CallRequest, CallSuccess, Health, Status};
+use any_protocol::api::{CallFailure, CallRequest, CallSuccess, Health, RunRequest, Status};
 use any_server::api::ShutdownAck;
 use anyhow::{Context, bail};
 
@@ -118,7 +118,25 @@ impl Client {
         request: &CallRequest,
         patience: Duration,
     ) -> anyhow::Result<CallAnswer> {
-        let url = format!("{}/v1/call", self.base);
+        self.post_call("/v1/call", request, patience).await
+    }
+
+    /// `POST /v1/run` (an ad-hoc script), answered like a call.
+    pub async fn run(
+        &self,
+        request: &RunRequest,
+        patience: Duration,
+    ) -> anyhow::Result<CallAnswer> {
+        self.post_call("/v1/run", request, patience).await
+    }
+
+    async fn post_call(
+        &self,
+        path: &str,
+        request: &impl serde::Serialize,
+        patience: Duration,
+    ) -> anyhow::Result<CallAnswer> {
+        let url = format!("{}{path}", self.base);
         let response = self
             .http
             .post(&url)
@@ -145,6 +163,26 @@ impl Client {
                 failure,
             })
         }
+    }
+
+    /// `GET /v1/trace`: the live frame stream, to be read with `Response::chunk`;
+    /// `Ok(None)` when nothing listens on the port.
+    pub async fn trace(&self) -> anyhow::Result<Option<reqwest::Response>> {
+        let url = format!("{}/v1/trace", self.base);
+        let response = match self.http.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Ok(None),
+            Err(e) => return Err(e).context(format!("GET {url}")),
+        };
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<CallFailure>(&body)
+                .map(|f| f.error.message)
+                .unwrap_or(body);
+            bail!("the server refused the trace ({status}): {message}");
+        }
+        Ok(Some(response))
     }
 
     /// `GET /v1/status`; `Ok(None)` when nothing listens on the port.

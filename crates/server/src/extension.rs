@@ -8,6 +8,9 @@
 //! been silent too long; the **receive** task decodes frames and hands answers to the
 //! hub. Broken frames are logged; one that names a call fails that call with
 //! `protocol_error`. When the socket ends, the hub fails the extension's calls at once.
+//!
+//! Every text frame in and out, and the end of every socket, passes the trace tap
+//! ([`crate::trace::Tap`]), which copies it only while someone runs `any trace`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +29,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::calls::{ConnId, Hub, Outbound};
+use crate::trace::{Dir, Tap, unix_now};
 use crate::{AppState, BODY_LIMIT, Config, Error};
 
 /// How much of a broken frame is quoted in the log.
@@ -54,7 +58,9 @@ pub async fn upgrade(
 /// Runs one extension connection from `hello` to close.
 async fn connection(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
-    let hello = match handshake(&mut stream, &state.config).await {
+    let tap = state.trace.clone();
+    let mut first = None;
+    let hello = match handshake(&mut stream, &state.config, &mut first).await {
         Ok(hello) => hello,
         Err(reason) => {
             tracing::warn!("refused an extension connection: {reason}");
@@ -64,23 +70,36 @@ async fn connection(socket: WebSocket, state: AppState) {
                 ErrorCode::ProtocolError,
                 reason.clone(),
             );
-            let reject = encode(&ServerFrame::Reject(Reject {
+            let refused: Arc<str> = Arc::from("refused");
+            if let Some((t, text)) = &first {
+                tap.frame_at(*t, &refused, Dir::Out, text);
+            }
+            let reject: Utf8Bytes = encode(&ServerFrame::Reject(Reject {
                 reason: reason.clone(),
-            }));
-            let _ = sink.send(Message::Text(reject.into())).await;
+            }))
+            .into();
+            tap.frame(&refused, Dir::In, &reject);
+            let _ = sink.send(Message::Text(reject)).await;
             let _ = sink.send(close(close_code::POLICY, &reason)).await;
+            tap.closed(&refused, &reason);
             return;
         }
     };
     let (conn, name, outbound) = state.hub.register(hello);
-    let welcome = ServerFrame::Welcome(Welcome {
+    let name: Arc<str> = Arc::from(name);
+    if let Some((t, text)) = &first {
+        tap.frame_at(*t, &name, Dir::Out, text);
+    }
+    let welcome: Utf8Bytes = encode(&ServerFrame::Welcome(Welcome {
         server_version: crate::VERSION.to_owned(),
         heartbeat_ms: u64::try_from(state.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
-    });
-    if let Err(e) = sink.send(Message::Text(encode(&welcome).into())).await {
-        state
-            .hub
-            .disconnect(conn, &format!("could not send welcome: {e}"));
+    }))
+    .into();
+    tap.frame(&name, Dir::In, &welcome);
+    if let Err(e) = sink.send(Message::Text(welcome)).await {
+        let why = format!("could not send welcome: {e}");
+        tap.closed(&name, &why);
+        state.hub.disconnect(conn, &why);
         return;
     }
 
@@ -92,6 +111,7 @@ async fn connection(socket: WebSocket, state: AppState) {
         state.config.clone(),
         started,
         last_heard.clone(),
+        (tap.clone(), name.clone()),
     ));
     let mut receive = tokio::spawn(receive_loop(
         stream,
@@ -99,6 +119,7 @@ async fn connection(socket: WebSocket, state: AppState) {
         conn,
         started,
         last_heard,
+        (tap.clone(), name.clone()),
     ));
     let why = tokio::select! {
         why = &mut send => { receive.abort(); why }
@@ -106,12 +127,18 @@ async fn connection(socket: WebSocket, state: AppState) {
     };
     let why = why.unwrap_or_else(|e| format!("socket task failed: {e}"));
     tracing::debug!("{name}: socket closed: {why}");
+    tap.closed(&name, &why);
     state.hub.disconnect(conn, &why);
 }
 
 /// Waits for the first frame and checks it is a `hello` this server can speak with.
-/// `Err` is the reason sent in `reject`.
-async fn handshake(stream: &mut SplitStream<WebSocket>, config: &Config) -> Result<Hello, String> {
+/// `Err` is the reason sent in `reject`. The first text frame and when it came are left
+/// in `first`, for the trace.
+async fn handshake(
+    stream: &mut SplitStream<WebSocket>,
+    config: &Config,
+    first: &mut Option<(f64, Utf8Bytes)>,
+) -> Result<Hello, String> {
     let text = loop {
         let message = tokio::time::timeout(config.hello_wait, stream.next())
             .await
@@ -133,6 +160,7 @@ async fn handshake(stream: &mut SplitStream<WebSocket>, config: &Config) -> Resu
             Some(Err(e)) => return Err(format!("socket error before hello: {e}")),
         }
     };
+    *first = Some((unix_now(), text.clone()));
     match decode::<ExtensionFrame>(&text) {
         Ok(ExtensionFrame::Hello(hello)) if hello.protocol == VERSION => Ok(hello),
         Ok(ExtensionFrame::Hello(hello)) => Err(format!(
@@ -154,15 +182,16 @@ async fn send_loop(
     config: Arc<Config>,
     started: Instant,
     last_heard: Arc<AtomicU64>,
+    (tap, name): (Tap, Arc<str>),
 ) -> String {
     let mut heartbeat =
         tokio::time::interval_at((Instant::now() + config.heartbeat).into(), config.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
     loop {
-        let message = tokio::select! {
+        let text: Utf8Bytes = tokio::select! {
             next = outbound.recv() => match next {
-                Some(Outbound::Frame(text)) => Message::Text(text.into()),
+                Some(Outbound::Frame(text)) => text.into(),
                 Some(Outbound::Close(reason)) => {
                     let _ = sink.send(close(close_code::AWAY, &reason)).await;
                     return reason;
@@ -178,10 +207,11 @@ async fn send_loop(
                     return reason;
                 }
                 seq += 1;
-                Message::Text(encode(&ServerFrame::Ping(Ping { seq })).into())
+                encode(&ServerFrame::Ping(Ping { seq })).into()
             }
         };
-        if let Err(e) = sink.send(message).await {
+        tap.frame(&name, Dir::In, &text);
+        if let Err(e) = sink.send(Message::Text(text)).await {
             return format!("send failed: {e}");
         }
     }
@@ -194,6 +224,7 @@ async fn receive_loop(
     conn: ConnId,
     started: Instant,
     last_heard: Arc<AtomicU64>,
+    (tap, name): (Tap, Arc<str>),
 ) -> String {
     while let Some(message) = stream.next().await {
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -218,6 +249,7 @@ async fn receive_loop(
             }
             Err(e) => return format!("socket error: {e}"),
         };
+        tap.frame(&name, Dir::Out, &text);
         handle_frame(&hub, conn, &text);
     }
     "the socket ended".into()

@@ -9,7 +9,8 @@
 //! Map: `api.rs` HTTP handlers and the JSON extractor; `extension.rs` the WebSocket loop;
 //! `calls.rs` the task table (routing, deadlines, exactly-one answer); `error.rs` the one
 //! error type of the HTTP side; `access.rs` who may connect (Host, Origin, token);
-//! `token.rs` the per-user token file; `openapi.rs` the API description.
+//! `token.rs` the per-user token file; `openapi.rs` the API description; `trace.rs` the
+//! live frame trace (`GET /v1/trace`).
 
 pub mod access;
 pub mod api;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod extension;
 pub mod openapi;
 pub mod token;
+pub mod trace;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,6 +100,8 @@ pub struct AppState {
     pub shutdown: watch::Sender<bool>,
     /// One permit per call in flight, [`Config::max_calls`] in all.
     pub call_slots: Arc<tokio::sync::Semaphore>,
+    /// The frame tap that `GET /v1/trace` watches.
+    pub trace: trace::Tap,
 }
 
 impl AppState {
@@ -109,6 +113,7 @@ impl AppState {
             config: Arc::new(config),
             listen,
             shutdown,
+            trace: trace::Tap::default(),
         }
     }
 }
@@ -135,6 +140,7 @@ pub fn routes() -> Vec<Route> {
         route("post", "/v1/shutdown", post(api::shutdown)),
         route("get", "/v1/openapi.json", get(api::openapi)),
         route("get", "/v1/extension", get(extension::upgrade)),
+        route("get", "/v1/trace", get(trace::watch)),
     ]
 }
 

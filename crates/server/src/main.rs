@@ -5,6 +5,8 @@
 mod browser;
 mod cli;
 mod client;
+mod repl;
+mod trace_cmd;
 
 use std::process::ExitCode;
 

@@ -89,6 +89,20 @@ pub fn document() -> Value {
                     "400": failure("not a WebSocket upgrade request"),
                     "403": failure("the Origin is a web page, not a browser extension")
                 }
+            }},
+            "/v1/trace": {"get": {
+                "summary": "Watch every frame between the server and its extensions, live (used by `any trace`)",
+                "description": "A stream of JSON Lines that lasts until the client closes it or the \
+                    server stops. Frame lines are {t, conn, dir, frame}: t in Unix seconds, conn the \
+                    connection (ext-N), dir as the extension sees it (out: sent by the extension, \
+                    in: sent to it), frame the frame's JSON as sent. Other lines have an event: \
+                    tracing (the first line, with the extensions connected then), closed (a socket \
+                    ended; detail says why), missed (count events this watcher lost by reading too \
+                    slowly; the server never waits for a watcher). Nothing is recorded while nobody \
+                    watches.",
+                "operationId": "trace",
+                "responses": {"200": {"description": "JSON Lines, one per frame or event",
+                    "content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/TraceLine"}}}}}
             }}
         },
         "components": {"schemas": {
@@ -182,6 +196,71 @@ pub fn document() -> Value {
                                 "description": "Late or duplicate answers that arrived after the call ended"}
                         }
                     }}
+                }
+            },
+            "TraceLine": {
+                "type": "object",
+                "required": ["t"],
+                "properties": {
+                    "t": {"type": "number", "description": "Unix seconds"},
+                    "conn": {"type": "string", "description": "ext-N, or refused for a socket refused at hello"},
+                    "dir": {"type": "string", "enum": ["in", "out"],
+                        "description": "As the extension sees it: out = sent by the extension"},
+                    "frame": {"description": "The frame's JSON, or a string holding a frame that is not JSON"},
+                    "event": {"type": "string", "enum": ["tracing", "closed", "missed"]},
+                    "extensions": {"type": "array", "description": "tracing: the extensions connected when the watch began",
+                        "items": {"type": "object"}},
+                    "detail": {"type": "string", "description": "closed: why the socket ended"},
+                    "count": {"type": "integer", "description": "missed: how many events were lost"}
+                }
+            },
+            "RunRequest": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["page", "script"],
+                "properties": {
+                    "page": {"type": "string", "description": "Absolute http(s):// or file:// URL"},
+                    "script": {"type": "string", "description": "The body of an async function; its return value is the result"},
+                    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": crate::api::MAX_TIMEOUT_MS,
+                        "default": any_protocol::api::DEFAULT_TIMEOUT_MS},
+                    "browser": {"type": "string", "description": "Route to the extension with this label"},
+                    "tab": {"type": "string", "enum": ["reuse", "new"], "default": "reuse"}
+                }
+            },
+            "AddScript": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["source"],
+                "properties": {"source": {"type": "string", "description": "The whole .user.js file"}}
+            },
+            "ScriptInfo": {
+                "type": "object",
+                "required": ["name", "matches", "run_at", "enabled"],
+                "properties": {
+                    "name": {"type": "string"}, "version": {"type": "string"},
+                    "description": {"type": "string"},
+                    "matches": {"type": "array", "items": {"type": "string"}},
+                    "exclude_matches": {"type": "array", "items": {"type": "string"}},
+                    "exclude_globs": {"type": "array", "items": {"type": "string"}},
+                    "run_at": {"type": "string", "enum": ["document_start", "document_end", "document_idle"]},
+                    "enabled": {"type": "boolean"},
+                    "file": {"type": "string", "description": "Where the server keeps it"}
+                }
+            },
+            "ScriptList": {
+                "type": "object",
+                "required": ["scripts"],
+                "properties": {
+                    "scripts": {"type": "array", "items": {"$ref": "#/components/schemas/ScriptInfo"}},
+                    "warnings": {"type": "array", "items": {"type": "string"}}
+                }
+            },
+            "ScriptChange": {
+                "type": "object",
+                "required": ["script"],
+                "properties": {
+                    "script": {"$ref": "#/components/schemas/ScriptInfo"},
+                    "warnings": {"type": "array", "items": {"type": "string"}}
                 }
             },
             "ShutdownAck": {
