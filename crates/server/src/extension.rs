@@ -32,6 +32,10 @@ use crate::calls::{ConnId, Hub, Outbound};
 use crate::trace::{Dir, Tap, unix_now};
 use crate::{AppState, BODY_LIMIT, Config, Error};
 
+/// How long a connection whose sending side ended may still read what the extension
+/// sent before it went away.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How much of a broken frame is quoted in the log.
 const LOG_PREVIEW: usize = 300;
 
@@ -122,7 +126,16 @@ async fn connection(socket: WebSocket, state: AppState) {
         (tap.clone(), name.clone()),
     ));
     let why = tokio::select! {
-        why = &mut send => { receive.abort(); why }
+        why = &mut send => {
+            // Sending failed or the hub closed the socket. Frames the extension sent
+            // before it went away may still wait unread (a `result` followed by its
+            // close): let the receive side read up to the close, so that those answers
+            // are delivered rather than lost, but not for longer than DRAIN_WAIT.
+            if tokio::time::timeout(DRAIN_WAIT, &mut receive).await.is_err() {
+                receive.abort();
+            }
+            why
+        }
         why = &mut receive => { send.abort(); why }
     };
     let why = why.unwrap_or_else(|e| format!("socket task failed: {e}"));
