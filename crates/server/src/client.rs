@@ -144,12 +144,12 @@ impl Client {
             .timeout(patience)
             .send()
             .await
-            .with_context(|| format!("POST {url}"))?;
+            .map_err(|e| self.call_lost(e, &url, patience))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .with_context(|| format!("reading the answer of POST {url}"))?;
+            .map_err(|e| self.call_lost(e, &url, patience))?;
         if status.is_success() {
             let success = serde_json::from_slice(&body)
                 .context("the server's answer is not a call result")?;
@@ -183,6 +183,31 @@ impl Client {
             bail!("the server refused the trace ({status}): {message}");
         }
         Ok(Some(response))
+    }
+
+    /// The error of a call whose HTTP exchange failed, saying what it means for the
+    /// call: no server, no answer in time, or — the server was killed or crashed
+    /// mid-call — a connection closed before the answer, so the outcome is unknown.
+    fn call_lost(&self, e: reqwest::Error, url: &str, patience: Duration) -> anyhow::Error {
+        let what = if e.is_connect() {
+            format!("could not connect to the any server at 127.0.0.1:{}", self.port)
+        } else if e.is_timeout() {
+            format!(
+                "the any server at 127.0.0.1:{} did not answer within {} s",
+                self.port,
+                patience.as_secs()
+            )
+        } else {
+            let log = server_log_path(self.port)
+                .map(|p| format!(" (if `any call` started it, its log is {})", p.display()))
+                .unwrap_or_default();
+            format!(
+                "the any server at 127.0.0.1:{} closed the connection before answering: it \
+                 stopped or crashed while the call ran, so whether the method ran is unknown{log}",
+                self.port
+            )
+        };
+        anyhow::Error::new(e).context(format!("POST {url}")).context(what)
     }
 
     /// `GET /v1/status`; `Ok(None)` when nothing listens on the port.
