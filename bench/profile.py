@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Where the milliseconds of one call go: splits the per-call latency on an open page
+into client+HTTP, server↔extension, and the browser's own `executeScript` round trip.
+
+Runs in its own process (CPython). Starts `any serve`, the Debian Chromium with the
+built extension, the same flags as `any browser --headless` plus a loopback-only
+DevTools port, and bench/pages. Measures, for N calls of `small` through the HTTP API:
+the caller's time, the server's own record of each call (`/v1/status` → recent →
+duration_s, from the HTTP request to the extension's answer), and — attached to the
+extension's service worker with Playwright over CDP — `chrome.scripting.executeScript`
+of a trivial function and `chrome.tabs.get` from inside the worker.
+
+    python3 bench/profile.py [--calls 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as bench  # noqa: E402  (the benchmark's helpers)
+
+from any_e2e import Server, free_port  # noqa: E402
+
+ANTI_THROTTLING = ["--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                   "--disable-backgrounding-occluded-windows"]
+
+# Timed inside the service worker: N round trips of a Chrome API, median in ms.
+SW_TIMING = """async ([what, tabId, n]) => {
+  const once = {
+    executeScript: () => chrome.scripting.executeScript({target: {tabId}, world: "MAIN",
+      injectImmediately: true, func: (a) => ({ok: true, json: JSON.stringify(a)}), args: [{n: 1}]}),
+    tabsGet: () => chrome.tabs.get(tabId),
+  }[what];
+  for (let i = 0; i < 20; i++) await once();
+  const t = [];
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); await once(); t.push(performance.now() - t0); }
+  t.sort((a, b) => a - b);
+  return {median: t[Math.floor(t.length / 2)], p99: t[Math.floor(t.length * 0.99)]};
+}"""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--any", type=Path, default=bench.ROOT / "target" / "release" / "any")
+    ap.add_argument("--extension", type=Path, default=bench.ROOT / "dist" / "extension")
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--calls", type=int, default=300)
+    opts = ap.parse_args(argv)
+    bench.TOKEN_BIN[0] = opts.any
+
+    tmp = Path(tempfile.mkdtemp(prefix="any-profile-"))
+    pages = bench.PageServer()
+    srv = Server(opts.any, free_port(), tmp / "serve.log")
+    ext = tmp / "ext"
+    shutil.copytree(opts.extension, ext)
+    (ext / "config.json").write_text(json.dumps(
+        {"server": f"ws://127.0.0.1:{srv.port}/v1/extension"}))
+    cdp = free_port()
+    proc = None
+    try:
+        srv.start()
+        proc = subprocess.Popen(
+            [opts.chromium, *bench.QUIET_FLAGS, *ANTI_THROTTLING, f"--user-data-dir={tmp / 'p'}",
+             f"--load-extension={ext}", "--remote-debugging-address=127.0.0.1",
+             f"--remote-debugging-port={cdp}", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        srv.wait_extension()
+        api = bench.Api(srv.port)
+        page = pages.url("?profile")
+        api.call(page, "small", {"n": 0})
+        client, server = [], []
+        for i in range(opts.calls):
+            t = time.perf_counter()
+            api.call(page, "small", {"n": i})
+            client.append(time.perf_counter() - t)
+            status = api.get("/v1/status")
+            server.append(status["recent"][0]["duration_s"])
+        api.close()
+
+        from playwright.sync_api import sync_playwright
+        with sync_playwright() as p:
+            browser = p.chromium.connect_over_cdp(f"http://127.0.0.1:{cdp}")
+            ctx = browser.contexts[0]
+            workers = [w for w in ctx.service_workers if w.url.startswith("chrome-extension://")]
+            if not workers:
+                raise RuntimeError("the extension's service worker is not visible over CDP")
+            sw = workers[0]
+            tab = sw.evaluate("async (url) => (await chrome.tabs.query({url}))[0].id", page)
+            # The extension's own record of each call (received → answered, Date.now()
+            # resolution, so means over many calls), read through its popup page.
+            ext_id = sw.url.split("/")[2]
+            popup = ctx.new_page()
+            popup.goto(f"chrome-extension://{ext_id}/popup.html")
+            api = bench.Api(srv.port)
+            ext_ms, srv_ms = [], []
+            for _ in range(max(1, opts.calls // 20)):
+                for i in range(20):
+                    api.call(page, "small", {"n": i})
+                st = popup.evaluate("chrome.runtime.sendMessage({type: 'status'})")
+                ext_ms += [c["duration_ms"] for c in st["calls"]["history"][:20]]
+                srv_ms += [c["duration_s"] * 1000 for c in api.get("/v1/status")["recent"][:20]]
+            api.close()
+            es = sw.evaluate(SW_TIMING, ["executeScript", tab, opts.calls])
+            tg = sw.evaluate(SW_TIMING, ["tabsGet", tab, opts.calls])
+            browser.close()
+
+        med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
+        c, s = med(client), med(server)
+        rows = [
+            ("caller → answer (HTTP API, keep-alive)", c),
+            ("  of which the server's own record (request in → answer out)", s),
+            ("  client + HTTP + JSON in Python (difference)", c - s),
+            ("  executeScript round trip inside the worker (trivial func, MAIN world)",
+             es["median"]),
+            ("  the rest: server → WebSocket → worker (wasm) → WebSocket → server (difference)",
+             s - es["median"]),
+            (f"means over {len(ext_ms)} calls (DevTools attached): the server's record",
+             statistics.mean(srv_ms)),
+            ("  the extension's record (call frame in → answer sent)", statistics.mean(ext_ms)),
+            ("  server + WebSocket both ways (difference)",
+             statistics.mean(srv_ms) - statistics.mean(ext_ms)),
+            ("for comparison: chrome.tabs.get round trip (no longer on the path)", tg["median"]),
+        ]
+        print(f"per-call profile, {opts.calls} calls of `small` on an open page (medians, ms)")
+        for name, v in rows:
+            print(f"  {name:<86} {v:6.2f}")
+        print(f"  p99: caller {bench.pct(client, .99) * 1000:.2f}, server "
+              f"{bench.pct(server, .99) * 1000:.2f}, executeScript {es['p99']:.2f}")
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(10)
+        srv.stop()
+        pages.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
