@@ -97,7 +97,12 @@ pub async fn call(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CallRequest>,
 ) -> Result<Json<CallSuccess>, Error> {
-    let new = validate(request)?;
+    start(state, validate(request)?).await
+}
+
+/// Runs a validated call (a method, or an ad-hoc script) to its answer, within the
+/// `--max-calls` limit.
+pub(crate) async fn start(state: AppState, new: NewCall) -> Result<Json<CallSuccess>, Error> {
     // Held until the call ends (or the caller goes away and this future is dropped).
     let Ok(_slot) = state.call_slots.clone().try_acquire_owned() else {
         let max = state.config.max_calls;
@@ -123,7 +128,7 @@ pub async fn call(
 }
 
 /// Checks a call request and converts it into the task table's terms.
-fn validate(request: CallRequest) -> Result<NewCall, Error> {
+pub(crate) fn validate(request: CallRequest) -> Result<NewCall, Error> {
     let CallRequest {
         page,
         method,
@@ -165,6 +170,7 @@ fn validate(request: CallRequest) -> Result<NewCall, Error> {
         timeout: Duration::from_millis(timeout_ms),
         browser: browser.filter(|b| !b.is_empty()),
         tab: tab.unwrap_or_default(),
+        script: None,
     })
 }
 

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use any_protocol::api::{CallStatus, ExtensionStatus, FinishedCall, Rejected, Status};
 use any_protocol::{
-    Call, CallId, Cancel, ErrorBody, ErrorCode, Hello, Json, ServerFrame, Stage, TabPolicy, encode,
+    Call, CallId, Cancel, ErrorBody, ErrorCode, Hello, Json, Run, ServerFrame, Stage, TabPolicy,
+    encode,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -47,6 +48,8 @@ pub struct NewCall {
     pub timeout: Duration,
     pub browser: Option<String>,
     pub tab: TabPolicy,
+    /// An ad-hoc script to run instead of `method` (sent as a `run` frame).
+    pub script: Option<String>,
 }
 
 /// What the socket task of one extension is told to send.
@@ -83,6 +86,9 @@ struct Inner {
     /// Refused connections and requests, newest last.
     rejected: VecDeque<Rejected>,
     shutting_down: bool,
+    /// The latest `scripts` frame (the hosted userscripts), sent to every extension after
+    /// `welcome` and to all of them when it changes.
+    scripts_frame: Option<String>,
 }
 
 struct Extension {
@@ -113,6 +119,8 @@ struct Task {
     /// Taken when the call is dispatched.
     params: Option<Json>,
     tab: TabPolicy,
+    /// Taken when the call is dispatched; `Some` for an ad-hoc script.
+    script: Option<String>,
     accepted: Instant,
     deadline: Instant,
     state: TaskState,
@@ -257,6 +265,7 @@ impl Hub {
             method: new.method,
             params: Some(new.params),
             tab: new.tab,
+            script: new.script,
             accepted,
             deadline,
             state: TaskState::Queued,
@@ -286,16 +295,26 @@ impl Hub {
             return Dispatch::NoMatch;
         };
         let remaining = task.deadline.saturating_duration_since(Instant::now());
-        let frame = ServerFrame::Call(Call {
-            id: id.clone(),
-            page: task.page.clone(),
-            method: task.method.clone(),
-            params: task.params.take().unwrap_or_else(empty_params),
-            timeout_ms: u64::try_from(remaining.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
-            tab: task.tab,
-        });
+        let timeout_ms = u64::try_from(remaining.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let frame = match task.script.take() {
+            Some(script) => ServerFrame::Run(Run {
+                id: id.clone(),
+                page: task.page.clone(),
+                script,
+                timeout_ms,
+                tab: task.tab,
+            }),
+            None => ServerFrame::Call(Call {
+                id: id.clone(),
+                page: task.page.clone(),
+                method: task.method.clone(),
+                params: task.params.take().unwrap_or_else(empty_params),
+                timeout_ms,
+                tab: task.tab,
+            }),
+        };
         if ext.tx.send(Outbound::Frame(encode(&frame))).is_err() {
             // The socket task has ended; its disconnect will remove the extension.
             let body = ErrorBody::new(
@@ -389,6 +408,10 @@ impl Hub {
             let _ = ext
                 .tx
                 .send(Outbound::Close("the server is shutting down".into()));
+        }
+        // Queued before anything else, so it follows `welcome` on the socket.
+        if let Some(frame) = &inner.scripts_frame {
+            let _ = ext.tx.send(Outbound::Frame(frame.clone()));
         }
         inner.extensions.insert(conn, ext);
         drop(inner);
@@ -510,7 +533,13 @@ impl Hub {
     }
 
     /// Records a refused connection or request for `/v1/status` (the log has it too).
-    pub fn rejected(&self, request: String, origin: Option<String>, code: ErrorCode, reason: String) {
+    pub fn rejected(
+        &self,
+        request: String,
+        origin: Option<String>,
+        code: ErrorCode,
+        reason: String,
+    ) {
         let mut inner = self.lock();
         if inner.rejected.len() >= REJECTED_MEMORY {
             inner.rejected.pop_front();
@@ -522,6 +551,27 @@ impl Hub {
             code,
             reason,
         });
+    }
+
+    /// Makes `frame` (an encoded `scripts` frame) the current set of hosted userscripts
+    /// and sends it to every connected extension.
+    pub fn publish_scripts(&self, frame: String) {
+        let mut inner = self.lock();
+        for ext in inner.extensions.values() {
+            let _ = ext.tx.send(Outbound::Frame(frame.clone()));
+        }
+        inner.scripts_frame = Some(frame);
+    }
+
+    /// The connected extensions that did not announce `capability` in their `hello`,
+    /// described (`ext-1 (Chromium 156…)`).
+    pub fn extensions_without(&self, capability: &str) -> Vec<String> {
+        self.lock()
+            .extensions
+            .values()
+            .filter(|e| !e.hello.capabilities.iter().any(|c| c == capability))
+            .map(Extension::describe)
+            .collect()
     }
 
     /// How many extensions are connected and welcomed.

@@ -54,7 +54,7 @@ pub enum Command {
             10 no_extension, 11 timeout, 12 bad_request, 13 method_not_found, 14 page_error,\n  \
             15 navigation_failed, 16 tab_closed, 17 not_serializable, 18 extension_disconnected,\n  \
             19 protocol_error, 20 too_large, 21 unauthorized, 22 forbidden,\n  \
-            23 too_many_calls",
+            23 too_many_calls, 24 scripts_disabled",
         after_help = "Examples:\n  any call https://example.com pageInfo --params '{\"delay\": 500}'\n  \
             any call https://example.com pageInfo --browser work --timeout 60 --json"
     )]
@@ -77,6 +77,32 @@ pub enum Command {
     Token,
     /// Start Chromium with the any extension, connected to this server
     Browser(browser::BrowserArgs),
+    /// Manage the userscripts the server hosts (run in every connected browser, no
+    /// userscript manager needed)
+    #[command(
+        subcommand,
+        long_about = "Manage the userscripts the server hosts. Each is a .user.js file with a \
+            ==UserScript== header (@name, @match, @exclude-match, @exclude, @run-at, @version, \
+            @description). The server keeps them in ~/.local/share/any/scripts/ and registers the \
+            enabled ones with chrome.userScripts in every connected browser, in the page's main \
+            world, so the globalThis.__any__ methods they define exist on matching pages. The \
+            browser's \"Allow User Scripts\" switch for the any extension must be on \
+            (chrome://extensions → any → Details); `any browser` profiles have it on.",
+        after_help = "Examples:\n  any scripts add my-methods.user.js\n  any scripts list\n  \
+            any scripts disable \"my methods\"\n  any scripts remove \"my methods\""
+    )]
+    Scripts(crate::scripts_cmd::ScriptsCommand),
+    /// Run an ad-hoc script on a page (the server must run with --allow-scripts)
+    #[command(
+        long_about = "Run a script on PAGE and print its return value as one line of JSON. The \
+            script is the body of an async function (use `return`, `await`), run in the page's \
+            main world through chrome.userScripts.execute, so it works on strict-CSP pages. \
+            Refused with scripts_disabled (exit 24) unless the server was started with \
+            `any serve --allow-scripts`. Exit codes as for `any call`.",
+        after_help = "Examples:\n  echo 'return document.title;' | any run https://example.com --script -\n  \
+            any run https://example.com --script collect.js --timeout 60"
+    )]
+    Run(crate::scripts_cmd::RunArgs),
     /// Print every frame between the server and its browser extensions, live
     #[command(
         long_about = "Print every frame between the running server and its browser extensions as \
@@ -123,6 +149,13 @@ pub struct ServeArgs {
     /// Log every frame and stage (debug level)
     #[arg(long, short)]
     pub verbose: bool,
+    /// Run ad-hoc scripts sent to POST /v1/run (`any run`); without it they are refused
+    /// with scripts_disabled and only named methods are callable
+    #[arg(long)]
+    pub allow_scripts: bool,
+    /// Where the hosted userscripts live (default: ~/.local/share/any/scripts)
+    #[arg(long, value_name = "DIR")]
+    pub scripts_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -172,6 +205,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Browser(args) => browser::run(port, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Scripts(command) => crate::scripts_cmd::scripts(port, command).await,
+        Command::Run(args) => crate::scripts_cmd::run(port, args).await,
         Command::Trace(args) => crate::trace_cmd::run(port, args).await,
         Command::Repl(args) => crate::repl::run(port, args).await,
     }
@@ -197,6 +232,11 @@ async fn serve(port: u16, args: ServeArgs) -> anyhow::Result<()> {
         token,
         allowed_origins: allowed_origins.clone(),
         max_calls: args.max_calls,
+        allow_scripts: args.allow_scripts,
+        scripts_dir: Some(match args.scripts_dir {
+            Some(dir) => dir,
+            None => crate::client::data_dir()?.join("scripts"),
+        }),
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind((host, port))

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use any_protocol::api::{CallFailure, CallRequest, CallSuccess, Health, RunRequest, Status};
+use any_protocol::api::{
+    AddScript, CallFailure, CallRequest, CallSuccess, Health, RunRequest, ScriptChange, ScriptList,
+    Status,
+};
 use any_server::api::ShutdownAck;
 use anyhow::{Context, bail};
 
@@ -165,6 +168,115 @@ impl Client {
         }
     }
 
+    /// The error of a call whose HTTP exchange failed, saying what it means for the
+    /// call: no server, no answer in time, or — the server was killed or crashed
+    /// mid-call — a connection closed before the answer, so the outcome is unknown.
+    fn call_lost(&self, e: reqwest::Error, url: &str, patience: Duration) -> anyhow::Error {
+        let what = if e.is_connect() {
+            format!(
+                "could not connect to the any server at 127.0.0.1:{}",
+                self.port
+            )
+        } else if e.is_timeout() {
+            format!(
+                "the any server at 127.0.0.1:{} did not answer within {} s",
+                self.port,
+                patience.as_secs()
+            )
+        } else {
+            let log = server_log_path(self.port)
+                .map(|p| format!(" (if `any call` started it, its log is {})", p.display()))
+                .unwrap_or_default();
+            format!(
+                "the any server at 127.0.0.1:{} closed the connection before answering: it \
+                 stopped or crashed while the call ran, so whether the method ran is unknown{log}",
+                self.port
+            )
+        };
+        anyhow::Error::new(e)
+            .context(format!("POST {url}"))
+            .context(what)
+    }
+
+    /// `GET /v1/scripts`: the hosted userscripts, or the server's error.
+    pub async fn scripts_get(&self) -> anyhow::Result<Result<ScriptList, CallFailure>> {
+        self.json_request(reqwest::Method::GET, "/v1/scripts", None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/scripts`: adds (or replaces) a userscript.
+    pub async fn scripts_add(
+        &self,
+        body: &AddScript,
+    ) -> anyhow::Result<Result<ScriptChange, CallFailure>> {
+        self.json_request(reqwest::Method::POST, "/v1/scripts", Some(body))
+            .await
+    }
+
+    /// `DELETE /v1/scripts/{name}` (`method` DELETE, `action` "") or
+    /// `POST /v1/scripts/{name}/enable|disable` (`action` "/enable", "/disable").
+    pub async fn scripts_change(
+        &self,
+        method: &str,
+        name: &str,
+        action: &str,
+    ) -> anyhow::Result<Result<ScriptChange, CallFailure>> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).context("HTTP method")?;
+        let path = format!("/v1/scripts/{}{action}", percent_encode(name));
+        self.json_request(method, &path, None::<&()>).await
+    }
+
+    /// One request whose success (2xx) is a `T` and whose failure is a `CallFailure`.
+    async fn json_request<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> anyhow::Result<Result<T, CallFailure>> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .timeout(PROBE_TIMEOUT * 5);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer of {method} {url}"))?;
+        if status.is_success() {
+            Ok(Ok(serde_json::from_slice(&bytes).with_context(|| {
+                format!("the server's answer to {method} {path} is not what this any expects")
+            })?))
+        } else {
+            Ok(Err(serde_json::from_slice(&bytes).with_context(|| {
+                format!("the server answered {status} with a body that is not an error object")
+            })?))
+        }
+    }
+
+    /// `GET /v1/status`; `Ok(None)` when nothing listens on the port.
+    pub async fn status(&self) -> anyhow::Result<Option<Status>> {
+        let url = format!("{}/v1/status", self.base);
+        let response = match self.http.get(&url).timeout(PROBE_TIMEOUT).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Ok(None),
+            Err(e) => return Err(e).context(format!("GET {url}")),
+        };
+        let response = response
+            .error_for_status()
+            .with_context(|| format!("GET {url}"))?;
+        Ok(Some(response.json().await.context(
+            "the server's status is not what this any expects",
+        )?))
+    }
+
     /// `GET /v1/trace`: the live frame stream, to be read with `Response::chunk`;
     /// `Ok(None)` when nothing listens on the port.
     pub async fn trace(&self) -> anyhow::Result<Option<reqwest::Response>> {
@@ -183,47 +295,6 @@ impl Client {
             bail!("the server refused the trace ({status}): {message}");
         }
         Ok(Some(response))
-    }
-
-    /// The error of a call whose HTTP exchange failed, saying what it means for the
-    /// call: no server, no answer in time, or — the server was killed or crashed
-    /// mid-call — a connection closed before the answer, so the outcome is unknown.
-    fn call_lost(&self, e: reqwest::Error, url: &str, patience: Duration) -> anyhow::Error {
-        let what = if e.is_connect() {
-            format!("could not connect to the any server at 127.0.0.1:{}", self.port)
-        } else if e.is_timeout() {
-            format!(
-                "the any server at 127.0.0.1:{} did not answer within {} s",
-                self.port,
-                patience.as_secs()
-            )
-        } else {
-            let log = server_log_path(self.port)
-                .map(|p| format!(" (if `any call` started it, its log is {})", p.display()))
-                .unwrap_or_default();
-            format!(
-                "the any server at 127.0.0.1:{} closed the connection before answering: it \
-                 stopped or crashed while the call ran, so whether the method ran is unknown{log}",
-                self.port
-            )
-        };
-        anyhow::Error::new(e).context(format!("POST {url}")).context(what)
-    }
-
-    /// `GET /v1/status`; `Ok(None)` when nothing listens on the port.
-    pub async fn status(&self) -> anyhow::Result<Option<Status>> {
-        let url = format!("{}/v1/status", self.base);
-        let response = match self.http.get(&url).timeout(PROBE_TIMEOUT).send().await {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => return Ok(None),
-            Err(e) => return Err(e).context(format!("GET {url}")),
-        };
-        let response = response
-            .error_for_status()
-            .with_context(|| format!("GET {url}"))?;
-        Ok(Some(response.json().await.context(
-            "the server's status is not what this any expects",
-        )?))
     }
 
     /// `POST /v1/shutdown`; `Ok(None)` when nothing listens on the port.
@@ -289,4 +360,18 @@ fn spawn_server(port: u16, log_path: &Path) -> anyhow::Result<std::process::Chil
         log_path.display()
     );
     Ok(child)
+}
+
+/// `name` as one URL path segment: unreserved characters as they are, every other byte
+/// as `%XX`.
+fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

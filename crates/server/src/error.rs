@@ -24,6 +24,9 @@ pub enum Error {
     /// The token is missing or wrong (401 `unauthorized`).
     #[error("{0}")]
     Unauthorized(String),
+    /// An ad-hoc script without `--allow-scripts` (403 `scripts_disabled`).
+    #[error("{0}")]
+    ScriptsDisabled(String),
     /// `--max-calls` calls are already in flight (429 `too_many_calls`).
     #[error("{0}")]
     TooManyCalls(String),
@@ -52,6 +55,7 @@ impl Error {
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::TooManyCalls(_) => ErrorCode::TooManyCalls,
+            Error::ScriptsDisabled(_) => ErrorCode::ScriptsDisabled,
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::Call { body, .. } => body.code,
         }

@@ -9,8 +9,8 @@
 //! Map: `api.rs` HTTP handlers and the JSON extractor; `extension.rs` the WebSocket loop;
 //! `calls.rs` the task table (routing, deadlines, exactly-one answer); `error.rs` the one
 //! error type of the HTTP side; `access.rs` who may connect (Host, Origin, token);
-//! `token.rs` the per-user token file; `openapi.rs` the API description; `trace.rs` the
-//! live frame trace (`GET /v1/trace`).
+//! `token.rs` the per-user token file; `scripts.rs` hosted userscripts and ad-hoc scripts; `openapi.rs` the API description; `trace.rs` the live
+//! frame trace (`GET /v1/trace`).
 
 pub mod access;
 pub mod api;
@@ -18,6 +18,7 @@ pub mod calls;
 pub mod error;
 pub mod extension;
 pub mod openapi;
+pub mod scripts;
 pub mod token;
 pub mod trace;
 
@@ -71,6 +72,12 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How many calls may be in flight at once (`--max-calls`).
     pub max_calls: usize,
+    /// Whether `POST /v1/run` runs ad-hoc scripts (`--allow-scripts`); refused with
+    /// `scripts_disabled` otherwise.
+    pub allow_scripts: bool,
+    /// Where the hosted userscripts are kept (`--scripts-dir`, default
+    /// `<data dir>/scripts`); `None` keeps them in memory only (tests).
+    pub scripts_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -85,6 +92,8 @@ impl Default for Config {
                 .unwrap_or_else(|e| panic!("cannot make a token for the server: {e}")),
             allowed_origins: vec![any_protocol::EXTENSION_ORIGIN.to_owned()],
             max_calls: DEFAULT_MAX_CALLS,
+            allow_scripts: false,
+            scripts_dir: None,
         }
     }
 }
@@ -102,13 +111,25 @@ pub struct AppState {
     pub call_slots: Arc<tokio::sync::Semaphore>,
     /// The frame tap that `GET /v1/trace` watches.
     pub trace: trace::Tap,
+    /// The hosted userscripts.
+    pub scripts: Arc<scripts::Store>,
 }
 
 impl AppState {
     pub fn new(config: Config, listen: SocketAddr) -> Self {
         let (shutdown, _) = watch::channel(false);
+        let scripts = scripts::Store::load(config.scripts_dir.clone()).unwrap_or_else(|e| {
+            tracing::error!(
+                "cannot read the hosted userscripts in {:?}: {e}; keeping scripts in memory only",
+                config.scripts_dir
+            );
+            scripts::Store::load(None).unwrap_or_else(|_| unreachable!("no directory, no I/O"))
+        });
+        let hub = Arc::new(Hub::new(config.connect_wait, listen));
+        hub.publish_scripts(scripts.frame());
         AppState {
-            hub: Arc::new(Hub::new(config.connect_wait, listen)),
+            hub,
+            scripts: Arc::new(scripts),
             call_slots: Arc::new(tokio::sync::Semaphore::new(config.max_calls)),
             config: Arc::new(config),
             listen,
@@ -127,7 +148,7 @@ pub struct Route {
 
 /// Every route the server answers, in the order of the OpenAPI document.
 pub fn routes() -> Vec<Route> {
-    use axum::routing::{get, post};
+    use axum::routing::{delete, get, post};
     let route = |method, path, handler| Route {
         method,
         path,
@@ -141,6 +162,12 @@ pub fn routes() -> Vec<Route> {
         route("get", "/v1/openapi.json", get(api::openapi)),
         route("get", "/v1/extension", get(extension::upgrade)),
         route("get", "/v1/trace", get(trace::watch)),
+        route("get", "/v1/scripts", get(scripts::list)),
+        route("post", "/v1/scripts", post(scripts::add)),
+        route("delete", "/v1/scripts/{name}", delete(scripts::remove)),
+        route("post", "/v1/scripts/{name}/enable", post(scripts::enable)),
+        route("post", "/v1/scripts/{name}/disable", post(scripts::disable)),
+        route("post", "/v1/run", post(scripts::run)),
     ]
 }
 
@@ -170,6 +197,9 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listen = listener.local_addr()?;
+    if let Some(dir) = &config.scripts_dir {
+        std::fs::create_dir_all(dir)?;
+    }
     let state = AppState::new(config, listen);
     let hub = state.hub.clone();
     let mut shutdown_rx = state.shutdown.subscribe();

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod client;
 mod repl;
+mod scripts_cmd;
 mod trace_cmd;
 
 use std::process::ExitCode;

@@ -65,6 +65,80 @@ pub fn document() -> Value {
                     "504": failure("timeout: the message says which stage the call reached")
                 }
             }},
+            "/v1/run": {"post": {
+                "summary": "Run an ad-hoc script (the body of an async function) in a tab at page",
+                "description": "Refused with 403 scripts_disabled unless the server runs with \
+                    --allow-scripts. Runs in the page's MAIN world through chrome.userScripts.execute \
+                    (works on strict-CSP pages; the browser's \"Allow User Scripts\" switch for the any \
+                    extension must be on, else scripts_disabled says so). The return value comes \
+                    back like a method's: same answer, error codes and encoding rules.",
+                "operationId": "run",
+                "requestBody": {"required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}}},
+                "responses": {
+                    "200": {"description": "The script's result",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallSuccess"}}}},
+                    "400": failure("bad_request: the body is malformed or invalid"),
+                    "403": failure("scripts_disabled: no --allow-scripts, or \"Allow User Scripts\" is off in the browser"),
+                    "422": failure("page_error (the script threw, or is not valid JavaScript) or not_serializable"),
+                    "502": failure("navigation_failed, tab_closed, extension_disconnected or protocol_error"),
+                    "503": failure("no_extension"),
+                    "504": failure("timeout")
+                }
+            }},
+            "/v1/scripts": {
+                "get": {
+                    "summary": "The userscripts hosted by the server",
+                    "operationId": "listScripts",
+                    "responses": {"200": {"description": "Every hosted script, by name, and what keeps them from running",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScriptList"}}}}}
+                },
+                "post": {
+                    "summary": "Add a userscript (or replace the one with the same @name)",
+                    "description": "The ==UserScript== header is checked (@name, @match, @exclude-match, \
+                        @exclude, @run-at, @version, @description); the script is stored in the \
+                        server's scripts directory and registered with chrome.userScripts in every \
+                        connected browser, in the page's MAIN world.",
+                    "operationId": "addScript",
+                    "requestBody": {"required": true,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AddScript"}}}},
+                    "responses": {
+                        "200": {"description": "The script as stored",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScriptChange"}}}},
+                        "400": failure("bad_request: not a userscript any can host (the message names the line)")
+                    }
+                }
+            },
+            "/v1/scripts/{name}": {"delete": {
+                "summary": "Remove a hosted userscript",
+                "operationId": "removeScript",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The removed script",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScriptChange"}}}},
+                    "400": failure("bad_request: no script has this name")
+                }
+            }},
+            "/v1/scripts/{name}/enable": {"post": {
+                "summary": "Enable a hosted userscript",
+                "operationId": "enableScript",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The script",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScriptChange"}}}},
+                    "400": failure("bad_request: no script has this name")
+                }
+            }},
+            "/v1/scripts/{name}/disable": {"post": {
+                "summary": "Disable a hosted userscript (kept, not registered in browsers)",
+                "operationId": "disableScript",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The script",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScriptChange"}}}},
+                    "400": failure("bad_request: no script has this name")
+                }
+            }},
             "/v1/shutdown": {"post": {
                 "summary": "Stop the server gracefully (used by `any stop`)",
                 "description": "Extension sockets are closed and calls in flight fail.",

@@ -9,13 +9,14 @@ in a tab at `page` and sends back the result or a structured error::
     info = any_browser.call("https://example.com", "pageInfo", {"delay": 500})
 
 The server is started for you (`any serve`, detached) when none answers on the port.
-Every failure is an `AnyError`, one subclass per error code. Modules: `client` (blocking),
+Every failure is an `AnyError`, one subclass per error code. `Client.scripts` manages the
+userscripts the server hosts; `Client.run` runs an ad-hoc script (`any serve --allow-scripts`). Modules: `client` (blocking),
 `aio` (asyncio), `errors`, `api` (the HTTP bodies); `_http`, `_server` and `_endpoint`
 are internal.
 """
 
 from .aio import AsyncClient
-from .api import BrowserInfo, CallStatus, ExtensionStatus, Health, Status
+from .api import BrowserInfo, CallStatus, ExtensionStatus, Health, ScriptInfo, Status
 from .client import Client, call
 from .errors import (
     AnyError,
@@ -64,5 +65,6 @@ __all__ = [
     "Unauthorized",
     "Forbidden",
     "ScriptsDisabled",
+    "ScriptInfo",
     "call",
 ]

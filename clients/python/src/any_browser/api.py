@@ -43,6 +43,80 @@ class CallRequest:
         return json.dumps(body, allow_nan=False).encode()
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """`POST /v1/run`: run `script` (the body of an async function) on `page`."""
+
+    page: str
+    script: str
+    timeout_ms: int | None = None
+    browser: str | None = None
+    new_tab: bool = False
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = {"page": self.page, "script": self.script}
+        if self.timeout_ms is not None:
+            body["timeout_ms"] = self.timeout_ms
+        if self.browser is not None:
+            body["browser"] = self.browser
+        if self.new_tab:
+            body["tab"] = "new"
+        return json.dumps(body).encode()
+
+
+@dataclass(frozen=True)
+class ScriptInfo:
+    """One userscript the server hosts (`GET /v1/scripts`), its code left out."""
+
+    name: str
+    """Its ``@name``, which `Scripts.remove` & co. take."""
+    version: str
+    description: str
+    matches: tuple[str, ...]
+    exclude_matches: tuple[str, ...]
+    exclude_globs: tuple[str, ...]
+    run_at: str
+    """``document_start``, ``document_end`` or ``document_idle``."""
+    enabled: bool
+    file: str
+    """Where the server keeps it (empty when it keeps scripts in memory only)."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScriptInfo:
+        try:
+            return cls(
+                name=str(data["name"]),
+                version=str(data.get("version", "")),
+                description=str(data.get("description", "")),
+                matches=tuple(str(m) for m in data["matches"]),
+                exclude_matches=tuple(str(m) for m in data.get("exclude_matches", ())),
+                exclude_globs=tuple(str(g) for g in data.get("exclude_globs", ())),
+                run_at=str(data["run_at"]),
+                enabled=bool(data["enabled"]),
+                file=str(data.get("file", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProtocolError(f"the server sent an invalid script description ({e!r})") from e
+
+
+def script_list(body: bytes) -> tuple[list[ScriptInfo], list[str]]:
+    """The scripts and warnings of a `ScriptList` body (`GET /v1/scripts`)."""
+    data = _object(body, "script list")
+    scripts = data.get("scripts")
+    if not isinstance(scripts, list):
+        raise ProtocolError("the server sent a script list without `scripts`")
+    return [ScriptInfo.from_dict(s) for s in scripts], [str(w) for w in data.get("warnings", [])]
+
+
+def script_change(body: bytes) -> tuple[ScriptInfo, list[str]]:
+    """The script and warnings of a `ScriptChange` body."""
+    data = _object(body, "script change")
+    script = data.get("script")
+    if not isinstance(script, dict):
+        raise ProtocolError("the server sent a script change without `script`")
+    return ScriptInfo.from_dict(script), [str(w) for w in data.get("warnings", [])]
+
+
 def call_result(body: bytes) -> Any:
     """The `result` of a `CallSuccess` body (HTTP 200 of `POST /v1/call`)."""
     data = _object(body, "call answer")

@@ -12,8 +12,16 @@ import threading
 from typing import Any
 
 from . import _http, _server, _token
-from ._endpoint import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_S, QUICK_TIMEOUT_S, Endpoint
-from .api import Status
+from ._endpoint import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT_S,
+    HTTP_GRACE_S,
+    QUICK_TIMEOUT_S,
+    Endpoint,
+)
+from ._scripts import Scripts
+from .api import RunRequest, Status
 
 
 class Client(Endpoint):
@@ -38,6 +46,9 @@ class Client(Endpoint):
     ) -> None:
         super().__init__(port, host, autostart=autostart, binary=binary, timeout=timeout)
         self._starting = threading.Lock()
+        self.scripts = Scripts(self)
+        """The userscripts the server hosts: ``client.scripts.add("my.user.js")``, `.list()`,
+        `.remove(name)`, `.enable(name)`, `.disable(name)`."""
 
     def call(
         self,
@@ -64,6 +75,35 @@ class Client(Endpoint):
         """
         body, http_timeout = self._call_request(page, method, params, timeout, browser, new_tab)
         return self._call_answer(*self._request("POST", "/v1/call", body, http_timeout))
+
+    def run(
+        self,
+        page: str,
+        script: str,
+        *,
+        timeout: float | None = None,
+        browser: str | None = None,
+        new_tab: bool = False,
+    ) -> Any:
+        """Runs `script` — the body of an async function (``return``, ``await``) — in the
+        page's main world at `page` and returns what it returns, like `call`.
+
+        The server must run with ``any serve --allow-scripts``; otherwise this raises
+        `ScriptsDisabled` (as it does when the browser's "Allow User Scripts" switch for the
+        any extension is off). Errors and encoding rules are those of `call`; a script
+        that is not valid JavaScript raises `PageError` with name ``SyntaxError``.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        body = RunRequest(
+            page=page,
+            script=script,
+            timeout_ms=round(timeout * 1000),
+            browser=browser,
+            new_tab=new_tab,
+        ).to_json()
+        return self._call_answer(*self._request("POST", "/v1/run", body, timeout + HTTP_GRACE_S))
 
     def status(self) -> Status:
         """The server's version, its connected extensions and its unanswered calls."""

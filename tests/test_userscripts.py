@@ -1,0 +1,218 @@
+"""Userscripts hosted by any, and ad-hoc scripts, in real headless Chromium.
+
+Runs in the pytest process; drives `any serve --allow-scripts --scripts-dir DIR`,
+`any browser --headless` (whose profile has "Allow User Scripts" on), the `any scripts`
+and `any run` commands, and the strict-CSP test page. One server and browser serve the
+module; the "off" case has its own browser with the switch preset to off.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from any_e2e import Stack, http_json
+
+# A userscript as a user would write it: it defines a method on the page's own
+# globalThis.__any__, and reports what the page's CSP allows (eval must stay blocked).
+HOSTED = textwrap.dedent("""\
+    // ==UserScript==
+    // @name         e2e hosted
+    // @version      1.0
+    // @match        http://127.0.0.1/*
+    // @exclude-match http://127.0.0.1/plain.html
+    // @grant        none
+    // @run-at       document-start
+    // ==/UserScript==
+    globalThis.__any__ = globalThis.__any__ || {};
+    globalThis.__any__.hostedInfo = async ({ word = "" } = {}) => {
+      let evalBlocked = false;
+      try { eval("1"); } catch (e) { evalBlocked = e instanceof EvalError; }
+      return { title: document.title, word, evalBlocked, readyState: document.readyState };
+    };
+""")
+
+NAME = "e2e hosted"
+
+
+@pytest.fixture(scope="module")
+def hosting(built, tmp_path_factory):
+    """(server, scripts dir, any binary): `any serve --allow-scripts` with its own scripts
+    directory, and one connected headless browser."""
+    tmp = tmp_path_factory.mktemp("userscripts")
+    stack = Stack(*built, tmp)
+    try:
+        server = stack.server()
+        scripts = tmp / "scripts"
+        server.start(args=("--allow-scripts", "--scripts-dir", str(scripts)))
+        stack.browser(server.port).start()
+        server.wait_extension()
+        server.stack = stack
+        yield server, scripts, built[0]
+    finally:
+        stack.stop_all()
+
+
+def any_cli(any_bin: Path, port: int, *args: str, stdin: str | None = None):
+    """(exit code, stdout, stderr) of `any --port P ARGS…`."""
+    done = subprocess.run([str(any_bin), "--port", str(port), *args], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def defined_on(server, page: str) -> bool:
+    """Whether a fresh load of `page` has `hostedInfo`, asked with an ad-hoc script (the
+    module's server runs with --allow-scripts): quicker and steadier than waiting for a
+    call's `method_not_found`."""
+    status, body = http_json("POST", server.base + "/v1/run", {
+        "page": page, "script": "return typeof globalThis.__any__?.hostedInfo === 'function';",
+        "tab": "new", "timeout_ms": 10_000})
+    assert status == 200, body
+    return body["result"]
+
+
+def test_a_script_added_through_the_cli_defines_a_method_on_a_strict_csp_page(hosting, pages, tmp_path):
+    server, scripts, any_bin = hosting
+    file = tmp_path / "hosted.user.js"
+    file.write_text(HOSTED)
+    code, out, err = any_cli(any_bin, server.port, "scripts", "add", str(file))
+    assert code == 0, err
+    assert out.startswith(f'added "{NAME}": http://127.0.0.1/*'), out
+    assert (scripts / "e2e_hosted.user.js").read_text() == HOSTED
+
+    # The very next call uses it, on the strict-CSP page, with no userscript manager.
+    result = server.call(f"{pages}/csp.html", "hostedInfo", {"word": "hi"}, tab="new")
+    assert result == {"title": "any strict CSP page", "word": "hi", "evalBlocked": True,
+                      "readyState": result["readyState"]}
+
+    code, out, _ = any_cli(any_bin, server.port, "scripts", "list")
+    assert code == 0
+    assert NAME in out and "enabled" in out and "!http://127.0.0.1/plain.html" in out, out
+
+    # @exclude-match keeps it off plain.html.
+    assert defined_on(server, f"{pages}/plain.html") is False
+
+
+def test_disabling_and_enabling(hosting, pages, tmp_path):
+    server, scripts, any_bin = hosting
+    file = tmp_path / "hosted.user.js"
+    file.write_text(HOSTED)
+    assert any_cli(any_bin, server.port, "scripts", "add", str(file))[0] == 0
+
+    code, out, err = any_cli(any_bin, server.port, "scripts", "disable", NAME)
+    assert code == 0, err
+    assert (scripts / "e2e_hosted.user.js.disabled").exists()
+    assert defined_on(server, f"{pages}/csp.html") is False
+
+    code, out, err = any_cli(any_bin, server.port, "scripts", "enable", NAME)
+    assert code == 0, err
+    assert server.call(f"{pages}/csp.html", "hostedInfo", tab="new")["evalBlocked"] is True
+
+
+def test_removing_a_script_removes_the_method_after_reload(hosting, pages, tmp_path):
+    server, scripts, any_bin = hosting
+    file = tmp_path / "hosted.user.js"
+    file.write_text(HOSTED)
+    assert any_cli(any_bin, server.port, "scripts", "add", str(file))[0] == 0
+    page = f"{pages}/csp.html?remove"
+    assert server.call(page, "hostedInfo")["title"] == "any strict CSP page"
+
+    code, out, err = any_cli(any_bin, server.port, "scripts", "remove", NAME)
+    assert code == 0, err
+    assert out.startswith(f'removed "{NAME}"'), out
+    assert not (scripts / "e2e_hosted.user.js").exists()
+    # A fresh load of the page: the method is gone. (The extension waits 10 s for a
+    # missing method; a shorter deadline could end in `timeout` on a loaded machine.)
+    _, error = server.fail(page, "hostedInfo", timeout_ms=15_000, tab="new")
+    assert error["code"] == "method_not_found", error
+    assert "does not exist" in error["message"]
+
+    code, _, err = any_cli(any_bin, server.port, "scripts", "remove", NAME)
+    assert code == 12 and f'no hosted userscript is named "{NAME}"' in err, (code, err)
+
+
+def test_a_bad_header_is_refused_naming_the_line(hosting, tmp_path):
+    server, _, any_bin = hosting
+    file = tmp_path / "bad.user.js"
+    file.write_text(HOSTED.replace("http://127.0.0.1/*", "http://*.*/x"))
+    code, _, err = any_cli(any_bin, server.port, "scripts", "add", str(file))
+    assert code == 12, err
+    assert f"{file}: not a userscript any can host: line 4: @match http://*.*/x: invalid host wildcard" in err
+
+
+def test_ad_hoc_scripts_are_refused_by_default(shared, pages, built):
+    status, body = http_json("POST", shared.base + "/v1/run",
+                             {"page": f"{pages}/csp.html", "script": "return 1;"})
+    assert status == 403, body
+    assert body["error"]["code"] == "scripts_disabled"
+    assert "--allow-scripts" in body["error"]["message"]
+    code, _, err = any_cli(built[0], shared.port, "run", f"{pages}/csp.html", "--script", "-",
+                           stdin="return 1;")
+    assert code == 24, err
+    assert "scripts_disabled" in err
+
+
+def test_ad_hoc_scripts_run_on_the_strict_csp_page_with_allow_scripts(hosting, pages):
+    server, _, any_bin = hosting
+    page = f"{pages}/csp.html"
+    script = textwrap.dedent("""\
+        await new Promise((r) => setTimeout(r, 20));
+        let evalBlocked = false;
+        try { eval("1"); } catch (e) { evalBlocked = e instanceof EvalError; }
+        return { title: document.title, evalBlocked, sum: [1, 2, 3].reduce((a, b) => a + b) };""")
+    started = time.monotonic()
+    code, out, err = any_cli(any_bin, server.port, "run", page, "--script", "-", stdin=script)
+    assert code == 0, err
+    assert json.loads(out) == {"title": "any strict CSP page", "evalBlocked": True, "sum": 6}
+    assert time.monotonic() - started < 10
+
+    def run(source: str):
+        return http_json("POST", server.base + "/v1/run",
+                         {"page": page, "script": source, "timeout_ms": 10_000})
+
+    # Nothing returned: null, like a method.
+    status, body = run("document.title;")
+    assert (status, body["result"]) == (200, None)
+    # Same errors and encoding rules as methods.
+    status, body = run("throw new TypeError('bad ' + 'input');")
+    assert status == 422 and body["error"]["code"] == "page_error", body
+    assert body["error"]["name"] == "TypeError" and body["error"]["message"] == "bad input"
+    assert "any-script.js:1" in body["error"]["stack"], body["error"]["stack"]
+    status, body = run("return { when: new Map() };")
+    assert status == 422 and body["error"]["code"] == "not_serializable", body
+    assert "$.when is a Map" in body["error"]["message"]
+    status, body = run("const a = 1;\nreturn a +;")
+    assert status == 422 and body["error"]["name"] == "SyntaxError", body
+    assert "line 2" in body["error"]["message"], body
+
+
+def test_with_allow_user_scripts_off_calls_and_runs_say_what_to_switch_on(stack, pages, tmp_path):
+    server = stack.server()
+    server.start(args=("--allow-scripts", "--scripts-dir", str(tmp_path / "scripts")))
+    profile = tmp_path / "profile-off"
+    (profile / "Default").mkdir(parents=True)
+    # The user switched it off: `any browser` keeps that.
+    (profile / "Default" / "Preferences").write_text(json.dumps(
+        {"extensions": {"settings": {"knhhpckbjemjphphdhibpcjmgbngnmig": {"user_scripts_enabled": False}}}}))
+    stack.browser(server.port, profile=profile).start()
+    server.wait_extension()
+
+    status, body = http_json("POST", server.base + "/v1/scripts", {"source": HOSTED})
+    assert status == 200, body
+    assert any("Allow User Scripts" in w for w in body["warnings"]), body
+
+    status, body = http_json("POST", server.base + "/v1/run",
+                             {"page": f"{pages}/csp.html", "script": "return 1;"})
+    assert status == 403, body
+    assert body["error"]["code"] == "scripts_disabled"
+    assert 'chrome://extensions, click Details on any, and switch on "Allow User Scripts"' in body["error"]["message"]
+
+    _, error = server.fail(f"{pages}/csp.html", "hostedInfo", timeout_ms=15_000)
+    assert error["code"] == "method_not_found"
+    assert "any hosts userscripts for this page" in error["message"], error
+    assert "Allow User Scripts" in error["message"]
