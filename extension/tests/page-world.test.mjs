@@ -122,3 +122,23 @@ test("invoke with a key leaves a copy that invokeInstalled uses; unknown keys sa
   assert.equal(gone.error.code, "method_not_found");
   delete globalThis[Symbol.for("any-test-key")];
 });
+
+// The code crates/ext-core/src/sw/call.rs `execute` hands chrome.userScripts.execute for
+// an ad-hoc script: the script as the body of an async function, passed to invoke's own
+// source text, so that its outcome goes through the same encoder as a method's.
+const adHoc = (script) =>
+  `((script, invoke) => invoke("(script)", "null", false, undefined, script))(async function () {\n${script}\n},\n${invoke.toString()})\n//# sourceURL=any-script.js\n`;
+
+test("an ad-hoc script runs through invoke's own encoder", async () => {
+  const run = (script) => (0, eval)(adHoc(script));
+  assert.deepEqual(await run("return { a: await Promise.resolve(1) };"), { ok: true, json: '{"a":1}' });
+  assert.deepEqual(await run("// nothing returned"), { ok: true, json: "null" });
+  const thrown = await run("throw new TypeError('bad input');");
+  assert.equal(thrown.ok, false);
+  assert.deepEqual([thrown.error.code, thrown.error.name, thrown.error.message], ["page_error", "TypeError", "bad input"]);
+  assert.ok(thrown.error.stack.includes("any-script.js"), thrown.error.stack);
+  const map = await run("return { when: new Map() };");
+  assert.equal(map.error.code, "not_serializable");
+  assert.ok(map.error.message.includes("$.when is a Map"), map.error.message);
+  assert.equal(globalThis[Symbol.for("undefined")], undefined, "no copy of invoke is kept for scripts");
+});
