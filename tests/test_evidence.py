@@ -132,10 +132,11 @@ def _repl(shared, page: str, lines: list[str]) -> subprocess.CompletedProcess:
 def test_repl_runs_piped_lines_in_one_tab_of_the_real_browser(shared, pages):
     page = f"{pages}/plain.html"
 
-    done = _repl(shared, page, ['pageInfo {"delay": 0}', "tabInfo", ".call tabInfo {}"])
+    done = _repl(shared, page, ['pageInfo {"delay": 0}', "tabInfo", ".call tabInfo {}",
+                                "return document.title"])
 
     out = done.stdout
-    assert done.returncode == 0, f"{out}\n{done.stderr}"
+    assert done.returncode == 1, f"the script line failed: {out}\n{done.stderr}"
     first, rest = out.split("\n}\n", 1)
     assert json.loads(first + "}") == {"title": "any plain page", "url": page,
                                        "readyState": "complete"}
@@ -144,7 +145,8 @@ def test_repl_runs_piped_lines_in_one_tab_of_the_real_browser(shared, pages):
     tab2, rest = rest.split("\n}\n", 1)
     assert json.loads(tab1 + "}")["tabId"] == json.loads(tab2 + "}")["tabId"], \
         "every line runs in the same tab"
-    assert rest == "", rest
+    assert rest.startswith("ScriptsDisabled (scripts_disabled):"), rest
+    assert "any serve --allow-scripts" in rest, rest
 
 
 def test_repl_shows_a_page_error_with_its_stack(shared, pages):
@@ -156,3 +158,21 @@ def test_repl_shows_a_page_error_with_its_stack(shared, pages):
     assert out[1].startswith("    at ") and "errors.js" in out[1], out
     quota = out.index("QuotaError (page_error): out of quota after 50 ms")
     assert out[quota + 1].startswith("    at "), out
+
+
+def test_repl_runs_javascript_lines_on_a_strict_csp_page_with_allow_scripts(stack, pages, tmp_path):
+    server = stack.server()
+    server.start(args=("--allow-scripts", "--scripts-dir", str(tmp_path / "scripts")))
+    stack.browser(server.port).start()
+    server.wait_extension()
+    page = f"{pages}/csp.html"
+
+    done = _repl(server, page, ["return document.title", 'cspInfo {"word": "w"}',
+                                "return [1, 2].map((n) => n * 2)",
+                                "throw new RangeError('too far')"])
+
+    assert done.returncode == 1, f"the last line failed: {done.stdout}\n{done.stderr}"
+    out = done.stdout
+    assert out.startswith('"any strict CSP page"\n{\n  "title": "any strict CSP page",\n'), out
+    assert "\n[\n  2,\n  4\n]\n" in out, out
+    assert "RangeError (page_error): too far\n    at " in out, out

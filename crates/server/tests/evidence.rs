@@ -1,7 +1,7 @@
 //! The evidence tools as a user runs them, against `any serve` processes and the fake
 //! extension: `any trace` shows and `--record`s every frame of a call; the recording,
 //! replayed by the fake peer against a fresh server, gives the same outcomes; `any repl`
-//! with stdin piped answers each line (methods in one reused tab).
+//! with stdin piped answers each line (methods in one reused tab, scripts via /v1/run).
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -413,6 +413,7 @@ async fn any_repl_with_piped_lines_answers_each_in_one_reused_tab() {
         "\n",
         ".call throw {\"name\": \"TypeError\", \"message\": \"x is undefined\"}\n",
         "echo {\"broken\": }\n",
+        "return document.title\n",
         ".help\n",
         "echo\n",
         ".exit\n",
@@ -436,6 +437,10 @@ async fn any_repl_with_piped_lines_answers_each_in_one_reused_tab() {
         TypeError (page_error): x is undefined\n    at throw (https://example.test/:1:1)\n\
         the params of echo are not JSON";
     assert!(stdout.starts_with(expected_start), "{stdout}");
+    assert!(
+        stdout.contains("scripts_disabled") && stdout.contains("any serve --allow-scripts"),
+        "a script line on a server without --allow-scripts says how to allow it: {stdout}"
+    );
     assert!(stdout.contains("name {json}"), ".help: {stdout}");
     assert!(
         stdout.ends_with("{}\n"),
@@ -460,5 +465,37 @@ async fn any_repl_with_piped_lines_answers_each_in_one_reused_tab() {
     assert!(
         !home.join(".local/share/any/repl-history").exists(),
         "piped lines are not history"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn any_repl_runs_script_lines_when_the_server_allows_scripts() {
+    let home = fresh_home("repl-scripts");
+    let server = serve(&home, &["--allow-scripts"]).await;
+    let _fake = FakeExtension::connect(Options::port(server.port))
+        .await
+        .expect("connects");
+    let p = server.port.to_string();
+    let mut child = any_command(&home, &["repl", PAGE, "--port", &p, "--no-autostart"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start any repl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"return document.title\necho {\"a\": 1}\n")
+        .await
+        .expect("write");
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the REPL ends at the end of input")
+        .expect("wait");
+
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(
+        stdout, "{\n  \"ran\": \"return document.title\"\n}\n{\n  \"a\": 1\n}\n",
+        "the fake extension answers a script with what it received"
     );
 }
