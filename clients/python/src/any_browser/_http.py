@@ -1,10 +1,25 @@
-"""HTTP/1.1 to the any server: synchronous (urllib) and asynchronous (asyncio streams).
+"""HTTP/1.1 to the any server: synchronous (`http.client`) and asynchronous (asyncio
+streams), each over a small pool of kept-alive connections.
 
 Runs in the caller's process. Neither transport ever uses the system's proxy settings:
-the urllib opener has an empty `ProxyHandler`, the asyncio one connects directly. One
-request per connection (`Connection: close`): the server is local and a call is long,
-so there is nothing worth keeping alive, and a dropped connection is how the server
-learns that an asyncio caller gave up (it then cancels the call).
+both connect directly to the server's address. A connection carries one request at a
+time and goes back to its pool once its answer was read completely (at most
+`POOL_SIZE` idle ones are kept); one that failed, timed out, was cancelled or that the
+server said it would close is closed instead. So a call costs no new TCP connection,
+and a dropped connection is still how the server learns that an asyncio caller gave up
+(the cancelled call's connection is closed, never pooled; the server then cancels it).
+
+Resending on a stale pooled connection (the server closed it while it sat idle): an
+idle connection that has become readable (end of stream, a reset, stray bytes) is
+closed before use, never written to. A request is sent a second time, on a fresh
+connection, only when it certainly was not processed:
+- the connection was a pooled, idle one AND writing the request to it failed (nothing
+  of an answer was read); or
+- the request is a `GET` (safe to repeat) on a pooled connection that ended before a
+  single byte of an answer.
+A `POST` (`/v1/call`, `/v1/run`, scripts) whose connection fails after the request was
+written is never resent — the server may have started the method, and running it twice
+would be worse than the `ServerUnavailable` the caller gets.
 
 Both send the user's token (`Authorization: Bearer`) when one is given, and return
 `(status, body)` for every HTTP answer, whatever its status. They raise
@@ -17,13 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import select
 import socket
-import urllib.error
-import urllib.request
+import threading
 
 from .errors import ServerUnavailable, Timeout
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# How many idle connections a pool keeps.
+POOL_SIZE = 16
 
 # What a read or connect timeout raises: `socket.timeout` is not yet TimeoutError on 3.9.
 _TIMEOUTS = (TimeoutError, socket.timeout)
@@ -55,26 +71,243 @@ def request(
     timeout: float,
     token: str | None = None,
 ) -> tuple[int, bytes]:
-    """One blocking HTTP exchange with `timeout` seconds for each socket operation."""
-    address = netloc(host, port)
-    req = urllib.request.Request(
-        f"http://{address}{path}", data=body, method=method, headers=_headers(token)
-    )
+    """One blocking HTTP exchange on a fresh connection (closed afterwards), with
+    `timeout` seconds for each socket operation. For probes such as the health check."""
+    pool = Pool(host, port, size=0)
+    return pool.request(method, path, body, timeout, token)
+
+
+class Pool:
+    """Kept-alive `http.client` connections to one server; safe to share between threads
+    (each request takes a connection of its own for its whole exchange)."""
+
+    def __init__(self, host: str, port: int, size: int = POOL_SIZE) -> None:
+        self.host = host
+        self.port = port
+        self.size = size
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        timeout: float,
+        token: str | None = None,
+    ) -> tuple[int, bytes]:
+        """One blocking HTTP exchange with `timeout` seconds for each socket operation."""
+        address = netloc(self.host, self.port)
+        headers = _headers(token)
+        conn = self._take()
+        while True:
+            reused = conn is not None
+            if conn is None:
+                conn = self._connect(timeout)
+            else:
+                conn.timeout = timeout
+                if conn.sock is not None:
+                    conn.sock.settimeout(timeout)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+            except _TIMEOUTS as e:
+                conn.close()
+                raise _timed_out(self.host, self.port, timeout) from e
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                if reused:  # a stale idle connection; nothing was processed
+                    conn = None
+                    continue
+                raise _broken(address, e) from e
+            try:
+                response = conn.getresponse()
+                data = response.read()
+            except _TIMEOUTS as e:
+                conn.close()
+                raise _timed_out(self.host, self.port, timeout) from e
+            except http.client.RemoteDisconnected as e:
+                conn.close()
+                if reused and method == "GET":  # no answer began; a GET is safe to repeat
+                    conn = None
+                    continue
+                raise _broken(address, e) from e
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                raise _broken(address, e) from e
+            if response.will_close:
+                conn.close()
+            else:
+                self._put(conn)
+            return response.status, data
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.connect()
+        except _TIMEOUTS as e:
+            conn.close()
+            raise _timed_out(self.host, self.port, timeout) from e
+        except OSError as e:
+            conn.close()
+            raise Unreachable(str(e)) from e
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _take(self) -> http.client.HTTPConnection | None:
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                conn = self._idle.pop()
+            if conn.sock is not None and not _readable(conn.sock):
+                return conn
+            conn.close()
+
+    def _put(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self.size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Closes the idle connections (those in use close when their exchange ends)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _readable(sock: socket.socket) -> bool:
+    """An idle kept-alive connection that is readable was closed (or written to) by the
+    server: it must not carry a request."""
     try:
-        with _OPENER.open(req, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        with e:
-            return e.code, e.read()
-    except urllib.error.URLError as e:
-        # Raised before an answer began: connecting (or sending) failed.
-        if isinstance(e.reason, _TIMEOUTS):
-            raise _timed_out(host, port, timeout) from e
-        raise Unreachable(str(e.reason)) from e
-    except _TIMEOUTS as e:  # while reading the answer
-        raise _timed_out(host, port, timeout) from e
-    except (OSError, http.client.HTTPException) as e:
-        raise _broken(address, e) from e
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+class _NoAnswer(ValueError):
+    """The connection ended before the first byte of an answer."""
+
+
+class AsyncPool:
+    """Kept-alive asyncio stream connections to one server, for the event loop they were
+    opened in (connections of another, e.g. an earlier `asyncio.run`, are dropped)."""
+
+    def __init__(self, host: str, port: int, size: int = POOL_SIZE) -> None:
+        self.host = host
+        self.port = port
+        self.size = size
+        self._idle: list[tuple[asyncio.AbstractEventLoop, asyncio.StreamReader,
+                               asyncio.StreamWriter]] = []
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        timeout: float,
+        token: str | None = None,
+    ) -> tuple[int, bytes]:
+        """One HTTP exchange, bounded by `timeout` seconds in total."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        address = netloc(self.host, self.port)
+        head = f"{method} {path} HTTP/1.1\r\nHost: {address}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in _headers(token).items())
+        payload = body or b""
+        head += f"Content-Length: {len(payload)}\r\n\r\n"
+        message = head.encode("latin-1") + payload
+        conn = self._take(loop)
+        while True:
+            reused = conn is not None
+            if conn is None:
+                try:
+                    conn = await asyncio.wait_for(
+                        asyncio.open_connection(self.host, self.port), timeout
+                    )
+                except asyncio.TimeoutError as e:
+                    raise _timed_out(self.host, self.port, timeout) from e
+                except OSError as e:
+                    raise Unreachable(str(e)) from e
+            reader, writer = conn
+            keep = False
+            try:
+                try:
+                    writer.write(message)
+                    await asyncio.wait_for(writer.drain(), max(0.0, deadline - loop.time()))
+                except OSError as e:
+                    if reused:  # a stale idle connection; nothing was processed
+                        conn = None
+                        continue
+                    raise _broken(address, e) from e
+                try:
+                    status, data, keep = await asyncio.wait_for(
+                        _read_response(reader), max(0.0, deadline - loop.time())
+                    )
+                except _NoAnswer as e:
+                    if reused and method == "GET":  # a GET is safe to repeat
+                        conn = None
+                        continue
+                    raise _broken(address, e) from e
+                return status, data
+            except asyncio.TimeoutError as e:
+                raise _timed_out(self.host, self.port, timeout) from e
+            except (OSError, ValueError, asyncio.IncompleteReadError) as e:
+                raise _broken(address, e) from e
+            finally:
+                # Cancelled, failed or told to close: the connection is closed, never
+                # pooled (a closed connection is how the server learns a caller gave up).
+                if keep:
+                    self._put(loop, reader, writer)
+                else:
+                    writer.close()
+
+    def _take(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        while self._idle:
+            owner, reader, writer = self._idle.pop()
+            if owner is not loop or owner.is_closed():
+                continue  # another loop's: it cannot be used (nor closed) from here
+            if reader.at_eof() or writer.is_closing() or reader._buffer:  # type: ignore[attr-defined]
+                writer.close()
+                continue
+            return reader, writer
+        return None
+
+    def _put(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        if len(self._idle) < self.size and not writer.is_closing():
+            self._idle.append((loop, reader, writer))
+        else:
+            writer.close()
+
+    def close(self) -> None:
+        """Closes the idle connections of the running loop; drops the others."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        idle, self._idle = self._idle, []
+        for owner, _, writer in idle:
+            if owner is loop:
+                writer.close()
 
 
 async def request_async(
@@ -86,32 +319,17 @@ async def request_async(
     timeout: float,
     token: str | None = None,
 ) -> tuple[int, bytes]:
-    """One HTTP exchange over asyncio streams, bounded by `timeout` seconds in total."""
-    address = netloc(host, port)
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except asyncio.TimeoutError as e:
-        raise _timed_out(host, port, timeout) from e
-    except OSError as e:
-        raise Unreachable(str(e)) from e
-    try:
-        head = f"{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in _headers(token).items())
-        payload = body or b""
-        head += f"Content-Length: {len(payload)}\r\n\r\n"
-        writer.write(head.encode("latin-1") + payload)
-        return await asyncio.wait_for(_read_response(reader), timeout)
-    except asyncio.TimeoutError as e:
-        raise _timed_out(host, port, timeout) from e
-    except (OSError, ValueError, asyncio.IncompleteReadError) as e:
-        raise _broken(address, e) from e
-    finally:
-        writer.close()
+    """One HTTP exchange over a fresh asyncio connection (closed afterwards), bounded by
+    `timeout` seconds in total."""
+    return await AsyncPool(host, port, size=0).request(method, path, body, timeout, token)
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Reads one HTTP/1.1 response: Content-Length, chunked, or until the peer closes."""
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """Reads one HTTP/1.1 response: Content-Length, chunked, or until the peer closes.
+    Also says whether the connection may carry another request."""
     status_line = (await reader.readline()).decode("latin-1")
+    if not status_line:
+        raise _NoAnswer("the connection closed before an answer")
     parts = status_line.split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/"):
         raise ValueError(f"not an HTTP status line: {status_line!r}")
@@ -120,15 +338,19 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     while line := (await reader.readline()).decode("latin-1").strip():
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    keep = parts[0] == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
     if headers.get("transfer-encoding", "").lower() == "chunked":
         chunks = []
         while size := int((await reader.readline()).split(b";")[0], 16):
             chunks.append(await reader.readexactly(size))
             await reader.readexactly(2)
-        return status, b"".join(chunks)
+        # Trailers (none expected) up to the empty line.
+        while (await reader.readline()).strip():
+            pass
+        return status, b"".join(chunks), keep
     if "content-length" in headers:
-        return status, await reader.readexactly(int(headers["content-length"]))
-    return status, await reader.read()
+        return status, await reader.readexactly(int(headers["content-length"])), keep
+    return status, await reader.read(), False
 
 
 def _timed_out(host: str, port: int, timeout: float) -> Timeout:

@@ -1,9 +1,10 @@
 """The asyncio client: `AsyncClient`.
 
-Runs in the caller's event loop. Each call is one `POST /v1/call` on its own connection
-over asyncio streams — no threads, so a hundred calls at once cost a hundred sockets and
-nothing more. Cancelling the awaiting task closes its connection, and the server then
-cancels the call. Autostart (a blocking subprocess start and health wait) runs once, in
+Runs in the caller's event loop. Each call is one `POST /v1/call` over asyncio streams,
+on a kept-alive connection from the client's pool (a new one when all are busy; up to
+`_http.POOL_SIZE` idle ones are kept) — no threads, so a hundred calls at once cost a
+hundred sockets and nothing more. Cancelling the awaiting task closes its connection
+(never returned to the pool), and the server then cancels the call. Autostart (a blocking subprocess start and health wait) runs once, in
 a worker thread, however many calls find the server missing at the same moment.
 """
 
@@ -23,9 +24,9 @@ class AsyncClient(Endpoint):
 
     ``async with AsyncClient() as c: await asyncio.gather(*(c.call(u, "pageInfo") for u in urls))``
 
-    Takes the same arguments as `Client`. Holds no connection between calls, so leaving
-    the ``async with`` block releases nothing; it exists so that code reads the same if
-    a later version pools connections.
+    Takes the same arguments as `Client`. Keeps connections alive between calls (in the
+    event loop that opened them); leaving the ``async with`` block, or `aclose()`, closes
+    them.
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class AsyncClient(Endpoint):
     ) -> None:
         super().__init__(port, host, autostart=autostart, binary=binary, timeout=timeout)
         self._starting: asyncio.Lock | None = None
+        self._pool = _http.AsyncPool(host, port)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -49,7 +51,11 @@ class AsyncClient(Endpoint):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        return None
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Closes the kept-alive connections (the client stays usable)."""
+        self._pool.close()
 
     async def call(
         self,
@@ -74,9 +80,7 @@ class AsyncClient(Endpoint):
         self, method: str, path: str, body: bytes | None, timeout: float
     ) -> tuple[int, bytes]:
         try:
-            return await _http.request_async(
-                self.host, self.port, method, path, body, timeout, _token.read()
-            )
+            return await self._pool.request(method, path, body, timeout, _token.read())
         except _http.Unreachable as e:
             if not self.autostart:
                 raise self._unreachable(e) from e
@@ -86,8 +90,6 @@ class AsyncClient(Endpoint):
         async with self._starting:
             await asyncio.to_thread(_server.start, self.host, self.port, self.binary)
         try:
-            return await _http.request_async(
-                self.host, self.port, method, path, body, timeout, _token.read()
-            )
+            return await self._pool.request(method, path, body, timeout, _token.read())
         except _http.Unreachable as e:
             raise self._unreachable(e) from e

@@ -1,7 +1,9 @@
 """The blocking client: `Client` and the one-shot `call`.
 
 Runs in the caller's process (any thread; one `Client` may be shared between threads).
-Each call is one `POST /v1/call`; when nothing listens on the server's port and
+Each call is one `POST /v1/call` on a kept-alive connection from the client's pool
+(see `_http` for when a request is ever sent twice: a `POST` never is once written to
+a working connection); when nothing listens on the server's port and
 `autostart` is on, the client starts `any serve` there (see `_server`) and sends the
 request again — safe, since a refused connection never reached a server.
 """
@@ -46,6 +48,7 @@ class Client(Endpoint):
     ) -> None:
         super().__init__(port, host, autostart=autostart, binary=binary, timeout=timeout)
         self._starting = threading.Lock()
+        self._pool = _http.Pool(host, port)
         self.scripts = Scripts(self)
         """The userscripts the server hosts: ``client.scripts.add("my.user.js")``, `.list()`,
         `.remove(name)`, `.enable(name)`, `.disable(name)`."""
@@ -109,22 +112,29 @@ class Client(Endpoint):
         """The server's version, its connected extensions and its unanswered calls."""
         return self._status_answer(*self._request("GET", "/v1/status", None, QUICK_TIMEOUT_S))
 
+    def close(self) -> None:
+        """Closes the kept-alive connections to the server (the client stays usable: a
+        later call opens a new one). Also done on leaving a ``with Client() as c:`` block."""
+        self._pool.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _request(
         self, method: str, path: str, body: bytes | None, timeout: float
     ) -> tuple[int, bytes]:
         try:
-            return _http.request(
-                self.host, self.port, method, path, body, timeout, _token.read()
-            )
+            return self._pool.request(method, path, body, timeout, _token.read())
         except _http.Unreachable as e:
             if not self.autostart:
                 raise self._unreachable(e) from e
         with self._starting:
             _server.start(self.host, self.port, self.binary)
         try:
-            return _http.request(
-                self.host, self.port, method, path, body, timeout, _token.read()
-            )
+            return self._pool.request(method, path, body, timeout, _token.read())
         except _http.Unreachable as e:
             raise self._unreachable(e) from e
 
@@ -147,5 +157,5 @@ def call(
     ``any_browser.call("https://example.com", "pageInfo", {"delay": 500})`` returns the
     page method's result; see `Client.call` for the arguments and errors.
     """
-    client = Client(port, host, autostart=autostart, binary=binary, timeout=timeout)
-    return client.call(page, method, params, browser=browser, new_tab=new_tab)
+    with Client(port, host, autostart=autostart, binary=binary, timeout=timeout) as client:
+        return client.call(page, method, params, browser=browser, new_tab=new_tab)
