@@ -344,11 +344,7 @@ fn init_logging(verbose: bool) {
 async fn call(port: u16, args: CallArgs) -> anyhow::Result<ExitCode> {
     let params: Json = serde_json::from_str(&args.params)
         .with_context(|| format!("--params is not valid JSON: {}", args.params))?;
-    let timeout_ms = match args.timeout {
-        None => DEFAULT_TIMEOUT_MS,
-        Some(secs) if secs.is_finite() && secs > 0.0 => (secs * 1000.0).ceil() as u64,
-        Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
-    };
+    let timeout_ms = timeout_ms(args.timeout)?;
     let request = CallRequest {
         page: args.page,
         method: args.method,
@@ -358,43 +354,71 @@ async fn call(port: u16, args: CallArgs) -> anyhow::Result<ExitCode> {
         tab: args.new_tab.then_some(TabPolicy::New),
     };
     let client = Client::new(port)?;
-    if args.no_autostart {
-        if client.health().await?.is_none() {
-            anyhow::bail!(
-                "no any server answers on port {port} (start one with `any serve --port {port}`)"
-            );
-        }
-    } else {
-        client.ensure_server().await?;
+    reach_server(&client, port, args.no_autostart).await?;
+    let answer = client.call(&request, patience(timeout_ms)).await?;
+    report("call", answer, args.json)
+}
+
+/// `--timeout SECS` as a call's `timeout_ms`; the protocol's default when absent.
+pub(crate) fn timeout_ms(secs: Option<f64>) -> anyhow::Result<u64> {
+    match secs {
+        None => Ok(DEFAULT_TIMEOUT_MS),
+        Some(secs) if secs.is_finite() && secs > 0.0 => Ok((secs * 1000.0).ceil() as u64),
+        Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
     }
-    // The server enforces the deadline; this only guards against a server that hangs.
-    let patience = Duration::from_millis(timeout_ms) + Duration::from_secs(120);
-    match client.call(&request, patience).await? {
+}
+
+/// How long a client waits for the HTTP answer of a call with this deadline. The server
+/// enforces the deadline; the margin only guards against a server that hangs.
+pub(crate) fn patience(timeout_ms: u64) -> Duration {
+    Duration::from_millis(timeout_ms) + Duration::from_secs(120)
+}
+
+/// Makes sure a server answers on `port`, starting one unless `no_autostart` is set.
+pub(crate) async fn reach_server(
+    client: &Client,
+    port: u16,
+    no_autostart: bool,
+) -> anyhow::Result<()> {
+    if !no_autostart {
+        return client.ensure_server().await;
+    }
+    if client.health().await?.is_none() {
+        anyhow::bail!(
+            "no any server answers on port {port} (start one with `any serve --port {port}`)"
+        );
+    }
+    Ok(())
+}
+
+/// Prints the answer of `any call` / `any run`: the result on stdout, or the failure on
+/// stderr (with `json`, as one line on stdout); returns the exit code.
+pub(crate) fn report(command: &str, answer: CallAnswer, json: bool) -> anyhow::Result<ExitCode> {
+    let (status, failure) = match answer {
         CallAnswer::Success(success) => {
             println!("{}", success.result.get());
-            Ok(ExitCode::SUCCESS)
+            return Ok(ExitCode::SUCCESS);
         }
-        CallAnswer::Failure { status, failure } => {
-            if args.json {
-                println!("{}", serde_json::to_string(&failure)?);
-            } else {
-                let e = &failure.error;
-                let id = failure
-                    .id
-                    .as_deref()
-                    .map(|id| format!(" [{id}]"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "any call failed{id}: {} ({}, HTTP {status}): {}",
-                    e.name, e.code, e.message
-                );
-                if let Some(stack) = &e.stack {
-                    eprintln!("{stack}");
-                }
-            }
-            Ok(ExitCode::from(exit_code(failure.error.code)))
+        CallAnswer::Failure { status, failure } => (status, failure),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&failure)?);
+    } else {
+        let e = &failure.error;
+        let id = failure
+            .id
+            .as_deref()
+            .map(|id| format!(" [{id}]"))
+            .unwrap_or_default();
+        eprintln!(
+            "any {command} failed{id}: {} ({}, HTTP {status}): {}",
+            e.name, e.code, e.message
+        );
+        if let Some(stack) = &e.stack {
+            eprintln!("{stack}");
         }
     }
+    Ok(ExitCode::from(exit_code(failure.error.code)))
 }
 
 /// The exit code of `any call` for a failed call: 10 + the code's place in

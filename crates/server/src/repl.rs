@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use any_protocol::api::{CallFailure, CallRequest, DEFAULT_TIMEOUT_MS, RunRequest};
+use any_protocol::api::{CallFailure, CallRequest, RunRequest};
 use any_protocol::{Json, TabPolicy};
 use anyhow::Context;
 use clap::Args;
@@ -208,7 +208,7 @@ impl Session {
 
     /// The server enforces the deadline; this only guards against one that hangs.
     fn patience(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms) + Duration::from_secs(120)
+        crate::cli::patience(self.timeout_ms)
     }
 }
 
@@ -262,21 +262,9 @@ fn history_path() -> anyhow::Result<PathBuf> {
 
 /// Runs `any repl`.
 pub async fn run(port: u16, args: ReplArgs) -> anyhow::Result<ExitCode> {
-    let timeout_ms = match args.timeout {
-        None => DEFAULT_TIMEOUT_MS,
-        Some(secs) if secs.is_finite() && secs > 0.0 => (secs * 1000.0).ceil() as u64,
-        Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
-    };
+    let timeout_ms = crate::cli::timeout_ms(args.timeout)?;
     let client = Client::new(port)?;
-    if args.no_autostart {
-        if client.health().await?.is_none() {
-            anyhow::bail!(
-                "no any server answers on port {port} (start one with `any serve --port {port}`)"
-            );
-        }
-    } else {
-        client.ensure_server().await?;
-    }
+    crate::cli::reach_server(&client, port, args.no_autostart).await?;
     let session = Session {
         client,
         page: args.page,

@@ -5,17 +5,14 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use any_protocol::TabPolicy;
-use any_protocol::api::{
-    AddScript, CallFailure, DEFAULT_TIMEOUT_MS, RunRequest, ScriptInfo, ScriptList,
-};
+use any_protocol::api::{AddScript, CallFailure, RunRequest, ScriptInfo, ScriptList};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::cli::exit_code;
-use crate::client::{CallAnswer, Client};
+use crate::cli::{exit_code, patience, report, timeout_ms};
+use crate::client::Client;
 
 #[derive(Subcommand, Debug)]
 pub enum ScriptsCommand {
@@ -184,11 +181,7 @@ pub async fn run(port: u16, args: RunArgs) -> anyhow::Result<ExitCode> {
         std::fs::read_to_string(&args.script)
             .with_context(|| format!("cannot read the script {}", args.script))?
     };
-    let timeout_ms = match args.timeout {
-        None => DEFAULT_TIMEOUT_MS,
-        Some(secs) if secs.is_finite() && secs > 0.0 => (secs * 1000.0).ceil() as u64,
-        Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
-    };
+    let timeout_ms = timeout_ms(args.timeout)?;
     let request = RunRequest {
         page: args.page,
         script,
@@ -198,31 +191,6 @@ pub async fn run(port: u16, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let client = Client::new(port)?;
     client.ensure_server().await?;
-    let patience = Duration::from_millis(timeout_ms) + Duration::from_secs(120);
-    match client.run(&request, patience).await? {
-        CallAnswer::Success(success) => {
-            println!("{}", success.result.get());
-            Ok(ExitCode::SUCCESS)
-        }
-        CallAnswer::Failure { status, failure } => {
-            if args.json {
-                println!("{}", serde_json::to_string(&failure)?);
-            } else {
-                let e = &failure.error;
-                let id = failure
-                    .id
-                    .as_deref()
-                    .map(|id| format!(" [{id}]"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "any run failed{id}: {} ({}, HTTP {status}): {}",
-                    e.name, e.code, e.message
-                );
-                if let Some(stack) = &e.stack {
-                    eprintln!("{stack}");
-                }
-            }
-            Ok(ExitCode::from(exit_code(failure.error.code)))
-        }
-    }
+    let answer = client.run(&request, patience(timeout_ms)).await?;
+    report("run", answer, args.json)
 }
