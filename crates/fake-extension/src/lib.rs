@@ -264,43 +264,7 @@ impl FakeExtension {
         chaos: Option<(Arc<chaos::Chaos>, usize)>,
     ) -> Result<Self, Error> {
         let transcript = Transcript::new(options.transcript.as_ref())?;
-        let request = socket_request(&options)?;
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await
-            .map_err(|e| Error::Connect {
-                url: options.url.clone(),
-                reason: e.to_string(),
-            })?;
-        let (mut sink, mut stream) = socket.split();
-        transcript.record(Direction::Out, hello);
-        sink.send(Message::text(hello))
-            .await
-            .map_err(|e| Error::Handshake(format!("could not send hello: {e}")))?;
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), stream.next())
-                .await
-                .map_err(|_| Error::Handshake("no answer within 10 s".into()))?;
-            let text = match message {
-                Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Close(frame))) => {
-                    return Err(Error::Handshake(format!(
-                        "the server closed the socket: {frame:?}"
-                    )));
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(Error::Handshake(e.to_string())),
-                None => return Err(Error::Handshake("the socket ended".into())),
-            };
-            transcript.record(Direction::In, &text);
-            match decode::<ServerFrame>(&text) {
-                Ok(ServerFrame::Welcome(_)) => break,
-                Ok(ServerFrame::Reject(r)) => return Err(Error::Rejected(r.reason)),
-                Ok(other) => {
-                    return Err(Error::Handshake(format!("expected welcome, got {other:?}")));
-                }
-                Err(e) => return Err(Error::Handshake(e.to_string())),
-            }
-        }
+        let (mut sink, mut stream) = handshake(&options, hello, Some(&transcript)).await?;
 
         let (out, mut out_rx) = mpsc::unbounded_channel::<Out>();
         let (closed_tx, closed) = watch::channel(false);
@@ -429,6 +393,66 @@ fn ran(run: &Run) -> String {
         id: run.id.clone(),
         value,
     }))
+}
+
+/// The two halves of an extension socket.
+type SocketSink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+type SocketStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+/// Opens the extension socket, sends `hello` and waits (10 s at most) for `welcome`;
+/// records both directions in `transcript` when given.
+async fn handshake(
+    options: &Options,
+    hello: &str,
+    transcript: Option<&Transcript>,
+) -> Result<(SocketSink, SocketStream), Error> {
+    let record = |direction, text: &str| {
+        if let Some(transcript) = transcript {
+            transcript.record(direction, text);
+        }
+    };
+    let request = socket_request(options)?;
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+        .await
+        .map_err(|e| Error::Connect {
+            url: options.url.clone(),
+            reason: e.to_string(),
+        })?;
+    let (mut sink, mut stream) = socket.split();
+    record(Direction::Out, hello);
+    sink.send(Message::text(hello))
+        .await
+        .map_err(|e| Error::Handshake(format!("could not send hello: {e}")))?;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .map_err(|_| Error::Handshake("no answer within 10 s".into()))?;
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => {
+                return Err(Error::Handshake(format!(
+                    "the server closed the socket: {frame:?}"
+                )));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(Error::Handshake(e.to_string())),
+            None => return Err(Error::Handshake("the socket ended".into())),
+        };
+        record(Direction::In, &text);
+        match decode::<ServerFrame>(&text) {
+            Ok(ServerFrame::Welcome(_)) => return Ok((sink, stream)),
+            Ok(ServerFrame::Reject(r)) => return Err(Error::Rejected(r.reason)),
+            Ok(other) => {
+                return Err(Error::Handshake(format!("expected welcome, got {other:?}")));
+            }
+            Err(e) => return Err(Error::Handshake(e.to_string())),
+        }
+    }
 }
 
 /// The WebSocket handshake request for `options`: its URL, with its `Origin`.

@@ -238,41 +238,7 @@ impl Replay {
     /// returns once welcomed; the steps then play in the background. The other options
     /// (label, capabilities, transcript) come from the recording, or are not used.
     pub async fn start(options: &Options, recording: Recording) -> Result<Self, Error> {
-        let request = crate::socket_request(options)?;
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await
-            .map_err(|e| Error::Connect {
-                url: options.url.clone(),
-                reason: e.to_string(),
-            })?;
-        let (mut sink, mut stream) = socket.split();
-        sink.send(Message::text(recording.hello.clone()))
-            .await
-            .map_err(|e| Error::Handshake(format!("could not send hello: {e}")))?;
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), stream.next())
-                .await
-                .map_err(|_| Error::Handshake("no answer within 10 s".into()))?;
-            let text = match message {
-                Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Close(frame))) => {
-                    return Err(Error::Handshake(format!(
-                        "the server closed the socket: {frame:?}"
-                    )));
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(Error::Handshake(e.to_string())),
-                None => return Err(Error::Handshake("the socket ended".into())),
-            };
-            match decode::<ServerFrame>(&text) {
-                Ok(ServerFrame::Welcome(_)) => break,
-                Ok(ServerFrame::Reject(r)) => return Err(Error::Rejected(r.reason)),
-                Ok(other) => {
-                    return Err(Error::Handshake(format!("expected welcome, got {other:?}")));
-                }
-                Err(e) => return Err(Error::Handshake(e.to_string())),
-            }
-        }
+        let (mut sink, mut stream) = crate::handshake(options, &recording.hello, None).await?;
 
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Option<String>>();
         let (calls_tx, calls_rx) = mpsc::unbounded_channel::<(String, String)>();
