@@ -8,7 +8,8 @@ DevTools port, and bench/pages. Measures, for N calls of `small` through the HTT
 the caller's time, the server's own record of each call (`/v1/status` → recent →
 duration_s, from the HTTP request to the extension's answer), and — attached to the
 extension's service worker with Playwright over CDP — `chrome.scripting.executeScript`
-of a trivial function and `chrome.tabs.get` from inside the worker.
+of a trivial function and `chrome.tabs.get` from inside the worker, and a timeline of
+each call inside the worker (hooks on its WebSocket and on executeScript).
 
     python3 bench/profile.py [--calls 300]
 """
@@ -46,6 +47,66 @@ SW_TIMING = """async ([what, tabId, n]) => {
   t.sort((a, b) => a - b);
   return {median: t[Math.floor(t.length / 2)], p99: t[Math.floor(t.length * 0.99)]};
 }"""
+
+
+# Hooks in the worker's realm, installed over DevTools: the time of every WebSocket frame
+# in (its event's timeStamp) and out, and of every chrome.scripting.executeScript (called,
+# returned, settled). The wasm glue looks both up at each use, so the hooks see the
+# extension's own calls. performance.now() is coarsened to 0.1 ms here: means over many
+# calls, not medians.
+SW_HOOK = """() => {
+  globalThis.__anyProfile = [];
+  const log = globalThis.__anyProfile;
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    const t0 = performance.now();
+    if (!this.__anyProfileHooked) {
+      this.__anyProfileHooked = true;
+      this.addEventListener("message", (e) => log.push(["in", e.timeStamp, String(e.data).slice(0, 30)]));
+    }
+    const r = send.call(this, data);
+    log.push(["out", t0, String(data).slice(0, 40), performance.now()]);
+    return r;
+  };
+  const execute = chrome.scripting.executeScript;
+  chrome.scripting.executeScript = function (injection) {
+    const t0 = performance.now();
+    const p = execute.call(chrome.scripting, injection);
+    log.push(["es", t0, "", performance.now()]);
+    p.then(() => log.push(["es_done", performance.now(), ""]));
+    return p;
+  };
+}"""
+
+
+def worker_timeline(events):
+    """Per call, from the worker's hooks: frame in → executeScript called → returned →
+    settled → result frame sent. Returns mean ms of each step."""
+    rows, cur = [], {}
+    for kind, t, text, *end in events:
+        if kind == "in" and '"type":"call"' in text:
+            cur["in"] = t
+        elif kind == "es":
+            cur["es"], cur["es_ret"] = t, end[0]
+        elif kind == "es_done":
+            cur["es_done"] = t
+        elif kind == "out" and '"type":"progress"' in text:
+            cur["progress"] = t
+        elif kind == "out" and '"type":"result"' in text:
+            cur["out"], cur["sent"] = t, end[0]
+            if {"in", "es", "es_done"} <= cur.keys():
+                rows.append(cur)
+            cur = {}
+    mean = lambda a, b: statistics.mean(r[b] - r[a] for r in rows)  # noqa: E731
+    return len(rows), sum("progress" in r for r in rows), [
+        ("call frame in → executeScript called (decode, book, tab, progress)", mean("in", "es")),
+        ("executeScript's own synchronous cost (bindings, IPC send)", mean("es", "es_ret")),
+        ("executeScript called → settled (browser → page → browser → worker)",
+         mean("es", "es_done")),
+        ("settled → result frame sent (envelope, encode)", mean("es_done", "out")),
+        ("WebSocket send of the result", mean("out", "sent")),
+        ("call frame in → result sent", mean("in", "sent")),
+    ]
 
 
 def main(argv=None):
@@ -109,6 +170,15 @@ def main(argv=None):
                 ext_ms += [c["duration_ms"] for c in st["calls"]["history"][:20]]
                 srv_ms += [c["duration_s"] * 1000 for c in api.get("/v1/status")["recent"][:20]]
             api.close()
+            sw.evaluate(SW_HOOK)
+            api = bench.Api(srv.port)
+            for i in range(20):
+                api.call(page, "small", {"n": i})
+            sw.evaluate("() => { globalThis.__anyProfile.length = 0; }")
+            for i in range(opts.calls):
+                api.call(page, "small", {"n": i})
+            api.close()
+            timeline = worker_timeline(sw.evaluate("() => globalThis.__anyProfile"))
             es = sw.evaluate(SW_TIMING, ["executeScript", tab, opts.calls])
             tg = sw.evaluate(SW_TIMING, ["tabsGet", tab, opts.calls])
             browser.close()
@@ -132,6 +202,10 @@ def main(argv=None):
         ]
         print(f"per-call profile, {opts.calls} calls of `small` on an open page (medians, ms)")
         for name, v in rows:
+            print(f"  {name:<86} {v:6.2f}")
+        n, with_progress = timeline[0], timeline[1]
+        print(f"inside the worker, {n} calls (means, ms; {with_progress} sent a progress frame)")
+        for name, v in timeline[2]:
             print(f"  {name:<86} {v:6.2f}")
         print(f"  p99: caller {bench.pct(client, .99) * 1000:.2f}, server "
               f"{bench.pct(server, .99) * 1000:.2f}, executeScript {es['p99']:.2f}")
