@@ -144,7 +144,10 @@ def test_extension_reloaded_mid_call_fails_at_once_then_comes_back(stack, pages)
 
     with cdp.session(cdp.find("service_worker", WORKER_URL)) as worker:
         reloaded = time.monotonic()
-        worker.evaluate("chrome.runtime.reload()", wait=False)
+        # Scheduled, not run inline: the reload kills the worker, so an inline call never
+        # answers, and closing the DevTools session before the command ran could drop
+        # it. The evaluation's answer proves the reload is on its way.
+        assert worker.evaluate("setTimeout(() => chrome.runtime.reload(), 20), true")
     call.wait()
     report("extension reloaded: the call failed after", call.ended - reloaded)
     status, body = call.answer
