@@ -28,8 +28,14 @@ async fn a_thousand_chaotic_calls_each_end_exactly_once() {
     println!("{tally}");
     assert!(tally.violations.is_empty(), "{tally}");
     assert_eq!(tally.outcomes.values().sum::<usize>(), 1000);
-    assert!(tally.reconnects >= 1, "chaos should have disconnected: {tally}");
-    assert!(tally.undelivered_answers > 0, "chaos should have duplicated: {tally}");
+    assert!(
+        tally.reconnects >= 1,
+        "chaos should have disconnected: {tally}"
+    );
+    assert!(
+        tally.undelivered_answers > 0,
+        "chaos should have duplicated: {tally}"
+    );
     assert!(tally.wall < Duration::from_secs(60), "{tally}");
     // Memory: the second half adds no more than a few MB (the server keeps a bounded
     // record of finished calls).
