@@ -4,7 +4,8 @@
 //!
 //! Runs in: the extension's service worker (wasm). The latest set is also kept in
 //! `chrome.storage.local`, so a worker that restarts without a server re-applies it
-//! (Chrome itself keeps registrations across browser restarts). `chrome.userScripts`
+//! (an extension loaded with `--load-extension` starts every browser run with no
+//! registrations, so this restore is what keeps scripts alive). `chrome.userScripts`
 //! exists only while the browser's per-extension "Allow User Scripts" switch is on
 //! (Chrome 138+): without it nothing is registered, `hello` leaves out the
 //! `user_scripts` capability, the popup and `run` say what to switch on, and the
