@@ -209,21 +209,8 @@ async fn a_timeout_says_the_stage_reached_cancels_the_call_and_drops_the_late_an
 async fn a_timeout_reports_the_last_stage_the_extension_reported() {
     let server = start(quick()).await;
     let fake = server.fake().await;
-    let http = server.http.clone();
-    let base = server.base.clone();
-    let pending = tokio::spawn(async move {
-        let body = json!({"page": "https://example.test/", "method": "never", "timeout_ms": 700});
-        let response = http
-            .post(format!("{base}/v1/call"))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
-        (
-            response.status().as_u16(),
-            response.json::<Value>().await.expect("JSON"),
-        )
-    });
+    let pending = server
+        .spawn_call(json!({"page": "https://example.test/", "method": "never", "timeout_ms": 700}));
     let transcript = fake.transcript().clone();
     wait_until("the call to reach the extension", || {
         let t = transcript.clone();
@@ -416,21 +403,7 @@ async fn calls_route_by_label_and_default_to_the_newest_extension() {
 #[tokio::test]
 async fn a_queued_call_runs_when_a_matching_extension_connects_during_the_wait() {
     let server = start(common::quick()).await;
-    let http = server.http.clone();
-    let base = server.base.clone();
-    let pending = tokio::spawn(async move {
-        let body = json!({"page": "https://example.test/", "method": "echo", "params": {"q": 1}, "browser": "later"});
-        let response = http
-            .post(format!("{base}/v1/call"))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
-        (
-            response.status().as_u16(),
-            response.json::<Value>().await.expect("JSON"),
-        )
-    });
+    let pending = server.spawn_call(json!({"page": "https://example.test/", "method": "echo", "params": {"q": 1}, "browser": "later"}));
     wait_until("the call to be queued", || async {
         server.get("/v1/status").await.1["calls"][0]["stage"] == "queued"
     })

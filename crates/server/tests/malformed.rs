@@ -230,21 +230,9 @@ async fn undecodable_frames_are_dropped_and_the_connection_keeps_working() {
 async fn a_broken_frame_that_names_a_call_fails_it_with_protocol_error() {
     let server = start(quick()).await;
     let fake = server.fake().await;
-    let http = server.http.clone();
-    let base = server.base.clone();
-    let pending = tokio::spawn(async move {
-        let body = json!({"page": "https://example.test/", "method": "never", "timeout_ms": 5000});
-        let response = http
-            .post(format!("{base}/v1/call"))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
-        (
-            response.status().as_u16(),
-            response.json::<Value>().await.expect("JSON"),
-        )
-    });
+    let pending = server.spawn_call(
+        json!({"page": "https://example.test/", "method": "never", "timeout_ms": 5000}),
+    );
     common::wait_until("the call to be dispatched", || async {
         server.get("/v1/status").await.1["calls"][0]["stage"] == "dispatched"
     })

@@ -88,15 +88,23 @@ impl Server {
 
     /// `POST /v1/call` with `body`; returns the status and the JSON answer.
     pub async fn call(&self, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/v1/call", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST /v1/call");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON answer"))
+        self.spawn_call(body).await.expect("the call's task")
+    }
+
+    /// [`Server::call`] on a task of its own, for a call that stays pending while the
+    /// test acts on the extension side.
+    pub fn spawn_call(&self, body: Value) -> tokio::task::JoinHandle<(u16, Value)> {
+        let (http, url) = (self.http.clone(), format!("{}/v1/call", self.base));
+        tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("POST /v1/call");
+            let status = response.status().as_u16();
+            (status, response.json().await.expect("a JSON answer"))
+        })
     }
 
     /// A call of `method` on a test page, with `params`.
