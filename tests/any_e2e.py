@@ -213,10 +213,12 @@ class Browser:
     """`any browser --headless --port P --profile DIR` in the background."""
 
     def __init__(self, any_bin: Path, extension: Path, port: int, profile: Path, log: Path,
-                 label: str | None = None, chromium_args: tuple[str, ...] = ()):
+                 label: str | None = None, chromium_args: tuple[str, ...] = (),
+                 args: tuple[str, ...] = ()):
         self.any_bin, self.extension, self.port = any_bin, extension, port
         self.profile, self.log, self.label = profile, log, label
         self.chromium_args = chromium_args
+        self.args = args  # more flags of `any browser`, e.g. ("--load-with", "cdp")
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -225,6 +227,7 @@ class Browser:
         if self.label:
             cmd += ["--label", self.label]
         cmd += [f"--chromium-arg={arg}" for arg in self.chromium_args]
+        cmd += self.args
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
@@ -261,11 +264,11 @@ class Stack:
         return server
 
     def browser(self, port: int, label: str | None = None, profile: Path | None = None,
-                chromium_args: tuple[str, ...] = ()) -> Browser:
+                chromium_args: tuple[str, ...] = (), args: tuple[str, ...] = ()) -> Browser:
         profile = profile or self.tmp / f"profile-{len(self.started)}-{port}"
         browser = Browser(self.any_bin, self.extension, port, profile,
                           self.tmp / f"browser-{len(self.started)}-{port}.log", label,
-                          chromium_args)
+                          chromium_args, args)
         self.started.append(browser)
         return browser
 

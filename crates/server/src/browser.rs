@@ -3,21 +3,32 @@
 //! Runs in the `any` process (native, not in a browser). It finds a Chromium, copies the
 //! built extension into the profile (`<profile>/any-extension/`) with a `config.json` that
 //! points the extension at `ws://127.0.0.1:<port>/v1/extension`, and starts Chromium with
-//! `--load-extension`, a dedicated `--user-data-dir`, background throttling off and the
-//! background-network chatter silenced. It stays in the foreground until Chromium exits
-//! and stops Chromium when it is itself interrupted (SIGINT/SIGTERM), so no browser is
-//! left behind.
+//! a dedicated `--user-data-dir`, background throttling off and the background-network
+//! chatter silenced. It stays in the foreground until Chromium exits and stops Chromium
+//! when it is itself interrupted (SIGINT/SIGTERM), so no browser is left behind.
 //!
-//! Branded Google Chrome 137+ ignores `--load-extension`. Chromium, Chrome for Testing and
-//! older Chrome honour it. Should branded Chrome be needed later, the way that works
-//! everywhere is to start it with `--remote-debugging-pipe --enable-unsafe-extension-debugging`
-//! and send the CDP command `Extensions.loadUnpacked {path}` over the pipe (fds 3/4).
+//! How the extension gets in (`--load-with`):
+//! - `flag`: `--load-extension=<copy>` on the command line. Chromium (Debian's included),
+//!   Chrome for Testing and Google Chrome before 137 honour it.
+//! - `cdp`: branded Google Chrome 137+ ignores `--load-extension`, so Chromium is started
+//!   with `--remote-debugging-port=0 --enable-unsafe-extension-debugging`; once it has
+//!   written `<profile>/DevToolsActivePort` (port, then the browser's WebSocket path; a
+//!   stale one is deleted before launch), `any browser` connects to
+//!   `ws://127.0.0.1:<port><path>` and sends the DevTools command
+//!   `Extensions.loadUnpacked {path: <copy>}`, which answers the extension's id (checked
+//!   against [`any_protocol::EXTENSION_ID`]). The trade-off: while the browser runs, it
+//!   listens for DevTools connections on a loopback port, through which any local process
+//!   can drive it. (`--remote-debugging-pipe` would avoid the port, but needs fds 3/4 set
+//!   up in the child, which needs `unsafe`, forbidden in this workspace.)
+//! - `auto` (default): `cdp` when the executable's `--version` says branded
+//!   "Google Chrome" 137 or later, else `flag`.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -35,6 +46,32 @@ const CHROMIUM_LOG: &str = "chromium.log";
 
 /// How long Chromium gets to close its profile cleanly after SIGTERM before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Where Chromium writes the DevTools port it chose, inside the profile.
+const DEVTOOLS_ACTIVE_PORT: &str = "DevToolsActivePort";
+
+/// How long `--load-with cdp` waits for Chromium's DevTools endpoint and its answer to
+/// `Extensions.loadUnpacked`.
+const CDP_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `chromium --version` may take (for `--load-with auto`).
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first branded Google Chrome that ignores `--load-extension`.
+const CHROME_WITHOUT_LOAD_EXTENSION: u32 = 137;
+
+/// How `any browser` loads the extension into the browser (`--load-with`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadWith {
+    /// `cdp` when `--version` says branded "Google Chrome" 137+, else `flag`.
+    #[default]
+    Auto,
+    /// `--load-extension` on the command line (Chromium, Chrome for Testing).
+    Flag,
+    /// DevTools `Extensions.loadUnpacked` once the browser runs (branded Chrome 137+);
+    /// the browser then listens for DevTools on a loopback port while it runs.
+    Cdp,
+}
 
 /// Flags of `any browser`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -63,6 +100,12 @@ pub struct BrowserArgs {
     /// then writes the port it chose to `<profile>/DevToolsActivePort`).
     #[arg(long, value_name = "FLAG", allow_hyphen_values = true)]
     pub chromium_arg: Vec<String>,
+    /// How the extension gets into the browser: `flag` (`--load-extension`), `cdp`
+    /// (DevTools `Extensions.loadUnpacked`, for branded Google Chrome 137+, which ignores
+    /// `--load-extension`; the browser then exposes a DevTools port on 127.0.0.1 while it
+    /// runs) or `auto`: `cdp` for branded Google Chrome 137+ (by `--version`), else `flag`.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = LoadWith::Auto)]
+    pub load_with: LoadWith,
 }
 
 /// Runs `any browser` against the server on `port`; returns when the browser exits.
@@ -79,12 +122,20 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", profile.display()))?;
     refuse_profile_in_use(&profile)?;
+    let load_with = match args.load_with {
+        LoadWith::Auto => detect_load_with(&chromium).await,
+        chosen => chosen,
+    };
 
     let server = format!("ws://127.0.0.1:{port}/v1/extension");
     let label = args.label.unwrap_or_default();
     let loaded = install_extension(&extension, &profile, &server, &label)?;
     enable_developer_mode(&profile)?;
     allow_user_scripts(&profile)?;
+    if load_with == LoadWith::Cdp {
+        // A file left by an earlier run would name a port nobody listens on any more.
+        remove_if_present(&profile.join(DEVTOOLS_ACTIVE_PORT))?;
+    }
 
     // Chromium is chatty on stderr (D-Bus, GPU, ...): keep its output out of the terminal
     // but findable.
@@ -93,12 +144,13 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", log_path.display()))?;
     // Listen for SIGINT/SIGTERM before Chromium exists, so that no signal can end this
     // process while leaving the browser behind.
-    let signals = Signals::new()?;
+    let mut signals = Signals::new()?;
     let mut command = Command::new(&chromium);
     command
         .args(chromium_flags(
             &profile,
             &loaded,
+            load_with,
             args.headless,
             &args.chromium_arg,
         ))
@@ -111,11 +163,15 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot start {}", chromium.display()))?;
     let pid = child.id().unwrap_or_default();
     println!(
-        "any browser: started {} (pid {pid}{}) with the extension from {}, profile {} \
+        "any browser: started {} (pid {pid}{}) with the extension from {} ({}), profile {} \
          (browser log: {}), server {server}{}",
         chromium.display(),
         if args.headless { ", headless" } else { "" },
         extension.display(),
+        match load_with {
+            LoadWith::Cdp => "loaded through DevTools",
+            _ => "loaded with --load-extension",
+        },
         profile.display(),
         log_path.display(),
         if label.is_empty() {
@@ -125,12 +181,226 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
         },
     );
 
+    if load_with == LoadWith::Cdp {
+        let started = Instant::now();
+        let early = tokio::select! {
+            loaded = load_through_devtools(&profile, &loaded) => Early::Loaded(loaded),
+            status = child.wait() => Early::Exited(status),
+            _ = signals.interrupt.recv() => Early::Signalled,
+            _ = signals.terminate.recv() => Early::Signalled,
+        };
+        match early {
+            Early::Loaded(Ok(port)) => println!(
+                "any browser: extension {} loaded through DevTools on 127.0.0.1:{port} in {} ms",
+                any_protocol::EXTENSION_ID,
+                started.elapsed().as_millis()
+            ),
+            Early::Loaded(Err(error)) => {
+                eprintln!("any browser: stopping Chromium");
+                stop(&mut child).await?;
+                return Err(error.context(format!(
+                    "cannot load the extension through DevTools (browser log: {})",
+                    log_path.display()
+                )));
+            }
+            Early::Exited(status) => bail!(
+                "Chromium exited with {} before the extension was loaded; its last messages:\n{}",
+                status?,
+                log_tail(&log_path, 15)
+            ),
+            Early::Signalled => {
+                eprintln!("any browser: stopping Chromium");
+                stop(&mut child).await?;
+                return Ok(());
+            }
+        }
+    }
+
     let status = wait_or_stop(&mut child, signals).await?;
     match status {
         Some(status) if !status.success() => bail!(
             "Chromium exited with {status}; its last messages:\n{}",
             log_tail(&log_path, 15)
         ),
+        _ => Ok(()),
+    }
+}
+
+/// What ended the wait for `--load-with cdp`'s loading.
+enum Early {
+    /// The loading finished: the DevTools port, or why it failed.
+    Loaded(anyhow::Result<u16>),
+    /// Chromium exited first.
+    Exited(std::io::Result<ExitStatus>),
+    /// SIGINT or SIGTERM arrived first.
+    Signalled,
+}
+
+/// `--load-with auto`: `cdp` when `chromium --version` names branded Google Chrome 137+,
+/// else `flag` (also when the version cannot be read: today's behaviour).
+async fn detect_load_with(chromium: &Path) -> LoadWith {
+    let output = tokio::time::timeout(
+        VERSION_TIMEOUT,
+        Command::new(chromium)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await;
+    match output {
+        Ok(Ok(output)) => load_with_for_version(&String::from_utf8_lossy(&output.stdout)),
+        _ => {
+            eprintln!(
+                "any browser: `{} --version` did not answer; loading the extension with \
+                 --load-extension (pass --load-with cdp for branded Google Chrome 137+)",
+                chromium.display()
+            );
+            LoadWith::Flag
+        }
+    }
+}
+
+/// The loading `--load-with auto` picks for a browser whose `--version` printed `version`,
+/// e.g. `Google Chrome 137.0.7151.55` → `cdp`; `Chromium 156.0.8078.79 built on Debian`,
+/// `Google Chrome for Testing 137.0.7151.55` or `Google Chrome 136.0.7103.92` → `flag`.
+fn load_with_for_version(version: &str) -> LoadWith {
+    let Some(rest) = version.trim().strip_prefix("Google Chrome ") else {
+        return LoadWith::Flag;
+    };
+    if rest.starts_with("for Testing") {
+        return LoadWith::Flag;
+    }
+    let major = rest
+        .split(['.', ' '])
+        .next()
+        .and_then(|major| major.parse::<u32>().ok());
+    match major {
+        Some(major) if major < CHROME_WITHOUT_LOAD_EXTENSION => LoadWith::Flag,
+        // Branded Chrome 137+, or a version we cannot read: only DevTools is sure to work.
+        _ => LoadWith::Cdp,
+    }
+}
+
+/// Waits for Chromium's DevTools endpoint (`<profile>/DevToolsActivePort`), then loads the
+/// extension at `extension` with `Extensions.loadUnpacked`; returns the DevTools port.
+async fn load_through_devtools(profile: &Path, extension: &Path) -> anyhow::Result<u16> {
+    let path = extension
+        .to_str()
+        .with_context(|| format!("{} is not UTF-8", extension.display()))?;
+    let active_port = profile.join(DEVTOOLS_ACTIVE_PORT);
+    tokio::time::timeout(CDP_LOAD_TIMEOUT, async {
+        let (port, ws_path) = loop {
+            if let Some(endpoint) = std::fs::read_to_string(&active_port)
+                .ok()
+                .as_deref()
+                .and_then(parse_devtools_active_port)
+            {
+                break endpoint;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let id = load_unpacked(&format!("ws://127.0.0.1:{port}{ws_path}"), path).await?;
+        if id != any_protocol::EXTENSION_ID {
+            bail!(
+                "Chromium loaded the extension as {id}, not {}: the manifest.json in {} lacks \
+                 the extension's fixed \"key\" (rebuild it with ./build.sh build)",
+                any_protocol::EXTENSION_ID,
+                extension.display()
+            );
+        }
+        Ok(port)
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "no answer within {CDP_LOAD_TIMEOUT:?} (waiting for {}, then for \
+             Extensions.loadUnpacked)",
+            active_port.display()
+        )
+    })?
+}
+
+/// The port and the browser's WebSocket path in the text of `DevToolsActivePort`
+/// (`"41235\n/devtools/browser/<uuid>"`); `None` until Chromium has written both.
+fn parse_devtools_active_port(text: &str) -> Option<(u16, String)> {
+    let mut lines = text.lines();
+    let port = lines
+        .next()?
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|port| *port != 0)?;
+    let path = lines.next()?.trim();
+    path.starts_with("/devtools/browser/")
+        .then(|| (port, path.to_owned()))
+}
+
+/// Sends `Extensions.loadUnpacked {path}` on the browser's DevTools socket at `endpoint`;
+/// returns the loaded extension's id.
+async fn load_unpacked(endpoint: &str, path: &str) -> anyhow::Result<String> {
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut socket, _) = tokio_tungstenite::connect_async(endpoint)
+        .await
+        .with_context(|| format!("cannot connect to Chromium's DevTools at {endpoint}"))?;
+    let request = serde_json::json!({
+        "id": 1,
+        "method": "Extensions.loadUnpacked",
+        "params": {"path": path},
+    });
+    socket
+        .send(Message::text(request.to_string()))
+        .await
+        .context("cannot send Extensions.loadUnpacked")?;
+    while let Some(message) = socket.next().await {
+        let Message::Text(text) = message.context("Chromium's DevTools socket failed")? else {
+            continue;
+        };
+        let answer: serde_json::Value = serde_json::from_str(text.as_str())
+            .with_context(|| format!("Chromium's DevTools answered non-JSON: {text}"))?;
+        // Anything else is an event.
+        if answer.get("id") == Some(&serde_json::json!(1)) {
+            let _ = socket.close(None).await;
+            return loaded_extension_id(&answer);
+        }
+    }
+    bail!("Chromium closed the DevTools socket without answering Extensions.loadUnpacked")
+}
+
+/// The extension id in Chromium's answer to `Extensions.loadUnpacked`
+/// (`{"id":1,"result":{"id":"<extension id>"}}`), or its `error` as a readable failure.
+fn loaded_extension_id(answer: &serde_json::Value) -> anyhow::Result<String> {
+    if let Some(error) = answer.get("error") {
+        let message = error
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("(no message)");
+        // -32601: no such method (e.g. `'Extensions.loadUnpacked' wasn't found`).
+        let unknown = error.get("code") == Some(&serde_json::json!(-32601));
+        let hint = if unknown || message.contains("not available") {
+            " (this browser does not offer Extensions.loadUnpacked: it needs Chrome 126+ \
+             started with --enable-unsafe-extension-debugging; try --load-with flag)"
+        } else {
+            ""
+        };
+        bail!("Chromium refused Extensions.loadUnpacked: {message}{hint} ({error})");
+    }
+    answer
+        .pointer("/result/id")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| {
+            format!("Chromium's answer to Extensions.loadUnpacked has no id: {answer}")
+        })
+}
+
+/// Deletes the file at `path`; a missing file is fine.
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
         _ => Ok(()),
     }
 }
@@ -187,29 +457,40 @@ async fn stop(child: &mut Child) -> anyhow::Result<()> {
 }
 
 /// The Chromium command line, apart from the executable: ours, then `extra` (the
-/// user's `--chromium-arg`s), then the first page.
+/// user's `--chromium-arg`s), then the first page. `load_with` is `Flag` or `Cdp`.
 fn chromium_flags(
     profile: &Path,
     extension: &Path,
+    load_with: LoadWith,
     headless: bool,
     extra: &[String],
 ) -> Vec<String> {
-    let mut flags = vec![
-        format!("--user-data-dir={}", profile.display()),
-        format!("--load-extension={}", extension.display()),
-        // A tab that is not in front still runs its timers at full speed: calls run in
-        // tabs the user is not looking at.
-        "--disable-background-timer-throttling".into(),
-        "--disable-renderer-backgrounding".into(),
-        "--disable-backgrounding-occluded-windows".into(),
-        // No first-run UI and no chatter with Google's services.
-        "--no-first-run".into(),
-        "--no-default-browser-check".into(),
-        "--disable-background-networking".into(),
-        "--disable-component-update".into(),
-        "--disable-sync".into(),
-        "--disable-quic".into(),
-    ];
+    let mut flags = vec![format!("--user-data-dir={}", profile.display())];
+    if load_with == LoadWith::Cdp {
+        // DevTools on a loopback port Chromium picks (written to DevToolsActivePort), with
+        // the Extensions domain switched on.
+        flags.push("--remote-debugging-port=0".into());
+        flags.push("--enable-unsafe-extension-debugging".into());
+    } else {
+        flags.push(format!("--load-extension={}", extension.display()));
+    }
+    flags.extend(
+        [
+            // A tab that is not in front still runs its timers at full speed: calls run in
+            // tabs the user is not looking at.
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows",
+            // No first-run UI and no chatter with Google's services.
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+        ]
+        .map(String::from),
+    );
     if headless {
         flags.push("--headless=new".into());
         flags.push("--disable-gpu".into());
@@ -513,7 +794,13 @@ mod tests {
 
     #[test]
     fn flags_load_the_copy_in_its_own_profile_without_throttling() {
-        let flags = chromium_flags(Path::new("/p"), Path::new("/p/any-extension"), true, &[]);
+        let flags = chromium_flags(
+            Path::new("/p"),
+            Path::new("/p/any-extension"),
+            LoadWith::Flag,
+            true,
+            &[],
+        );
         for expected in [
             "--user-data-dir=/p",
             "--load-extension=/p/any-extension",
@@ -527,7 +814,7 @@ mod tests {
                 "{expected} missing from {flags:?}"
             );
         }
-        let windowed = chromium_flags(Path::new("/p"), Path::new("/e"), false, &[]);
+        let windowed = chromium_flags(Path::new("/p"), Path::new("/e"), LoadWith::Flag, false, &[]);
         assert!(!windowed.iter().any(|f| f.starts_with("--headless")));
     }
 
@@ -537,7 +824,13 @@ mod tests {
             "--remote-debugging-port=0".to_owned(),
             "--lang=de".to_owned(),
         ];
-        let flags = chromium_flags(Path::new("/p"), Path::new("/e"), true, &extra);
+        let flags = chromium_flags(
+            Path::new("/p"),
+            Path::new("/e"),
+            LoadWith::Flag,
+            true,
+            &extra,
+        );
         let n = flags.len();
         assert_eq!(
             flags[n - 3..],
@@ -557,6 +850,109 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.browser.chromium_arg, extra);
+    }
+
+    #[test]
+    fn cdp_loading_opens_devtools_instead_of_load_extension() {
+        let flags = chromium_flags(
+            Path::new("/p"),
+            Path::new("/p/any-extension"),
+            LoadWith::Cdp,
+            true,
+            &[],
+        );
+        assert!(!flags.iter().any(|f| f.starts_with("--load-extension")));
+        for expected in [
+            "--remote-debugging-port=0",
+            "--enable-unsafe-extension-debugging",
+            "--user-data-dir=/p",
+        ] {
+            assert!(
+                flags.iter().any(|f| f == expected),
+                "{expected} missing from {flags:?}"
+            );
+        }
+        // The flag's values and its default.
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            browser: BrowserArgs,
+        }
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(
+                std::iter::once("any").chain(args.iter().copied()),
+            )
+            .map(|cli| cli.browser.load_with)
+        };
+        assert_eq!(parse(&[]).unwrap(), LoadWith::Auto);
+        assert_eq!(parse(&["--load-with", "cdp"]).unwrap(), LoadWith::Cdp);
+        assert_eq!(parse(&["--load-with=flag"]).unwrap(), LoadWith::Flag);
+        assert!(parse(&["--load-with", "pipe"]).is_err());
+    }
+
+    #[test]
+    fn auto_loads_through_devtools_only_for_branded_chrome_137_and_later() {
+        for (version, expected) in [
+            (
+                "Chromium 156.0.8078.79 built on Debian GNU/Linux 12 (bookworm)\n",
+                LoadWith::Flag,
+            ),
+            ("Chromium 137.0.7151.55 snap\n", LoadWith::Flag),
+            ("Google Chrome for Testing 137.0.7151.55 \n", LoadWith::Flag),
+            ("Google Chrome 136.0.7103.92 \n", LoadWith::Flag),
+            ("Google Chrome 137.0.7151.55 \n", LoadWith::Cdp),
+            ("Google Chrome 142.0.7444.59 beta\n", LoadWith::Cdp),
+            ("Google Chrome 150 unstable", LoadWith::Cdp),
+            // Branded, version unreadable: only DevTools is sure to work.
+            ("Google Chrome dev-build", LoadWith::Cdp),
+            ("Microsoft Edge 137.0.3296.52", LoadWith::Flag),
+            ("", LoadWith::Flag),
+        ] {
+            assert_eq!(load_with_for_version(version), expected, "{version:?}");
+        }
+    }
+
+    #[test]
+    fn devtools_active_port_gives_port_and_browser_path_once_complete() {
+        assert_eq!(
+            parse_devtools_active_port("41235\n/devtools/browser/5e2a-77\n"),
+            Some((41235, "/devtools/browser/5e2a-77".to_owned()))
+        );
+        assert_eq!(
+            parse_devtools_active_port("9222\r\n/devtools/browser/x"),
+            Some((9222, "/devtools/browser/x".to_owned()))
+        );
+        // Written halfway, or not the file we expect.
+        for text in [
+            "",
+            "41235",
+            "41235\n",
+            "0\n/devtools/browser/x",
+            "70000\n/devtools/browser/x",
+            "port\n/devtools/browser/x",
+            "41235\n/devtools/page/x",
+        ] {
+            assert_eq!(parse_devtools_active_port(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_answer_to_load_unpacked_gives_the_id_or_a_readable_error() {
+        let ok = serde_json::json!({"id": 1, "result": {"id": any_protocol::EXTENSION_ID}});
+        assert_eq!(
+            loaded_extension_id(&ok).unwrap(),
+            any_protocol::EXTENSION_ID
+        );
+        let refused = serde_json::json!({"id": 1, "error":
+            {"code": -32600, "message": "File path cannot be resolved."}});
+        let err = loaded_extension_id(&refused).unwrap_err().to_string();
+        assert!(err.contains("File path cannot be resolved."), "{err}");
+        let missing = serde_json::json!({"id": 1, "error":
+            {"code": -32601, "message": "'Extensions.loadUnpacked' wasn't found"}});
+        let err = loaded_extension_id(&missing).unwrap_err().to_string();
+        assert!(err.contains("--load-with flag"), "{err}");
+        let empty = serde_json::json!({"id": 1, "result": {}});
+        assert!(loaded_extension_id(&empty).is_err());
     }
 
     #[test]
