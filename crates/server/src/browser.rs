@@ -19,7 +19,10 @@
 //!   against [`any_protocol::EXTENSION_ID`]). The trade-off: while the browser runs, it
 //!   listens for DevTools connections on a loopback port, through which any local process
 //!   can drive it. (`--remote-debugging-pipe` would avoid the port, but needs fds 3/4 set
-//!   up in the child, which needs `unsafe`, forbidden in this workspace.)
+//!   up in the child, which needs `unsafe`, forbidden in this workspace.) Verified with
+//!   Chromium 156, which loads over the port; the Chromium source of the Chrome 137 era
+//!   allowed `Extensions.loadUnpacked` only to pipe clients ("Method not available."
+//!   otherwise), so an older branded Chrome may refuse, and the error says so.
 //! - `auto` (default): `cdp` when the executable's `--version` says branded
 //!   "Google Chrome" 137 or later, else `flag`.
 
@@ -379,8 +382,10 @@ fn loaded_extension_id(answer: &serde_json::Value) -> anyhow::Result<String> {
         // -32601: no such method (e.g. `'Extensions.loadUnpacked' wasn't found`).
         let unknown = error.get("code") == Some(&serde_json::json!(-32601));
         let hint = if unknown || message.contains("not available") {
-            " (this browser does not offer Extensions.loadUnpacked: it needs Chrome 126+ \
-             started with --enable-unsafe-extension-debugging; try --load-with flag)"
+            " (this browser does not let a DevTools port client load extensions: older \
+             Chrome versions allow Extensions.loadUnpacked only over --remote-debugging-pipe, \
+             which any browser cannot use; use a newer Chrome, or Chromium or Chrome for \
+             Testing with --load-with flag)"
         } else {
             ""
         };
