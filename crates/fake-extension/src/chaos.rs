@@ -233,23 +233,15 @@ pub async fn run(
 ) -> Result<Vec<Connection>, Error> {
     let mut connections = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        let started = tokio::time::Instant::now();
-        let fake = loop {
-            let number = connections.len();
-            let mut options = options.clone();
-            if number > 0
-                && let Some(path) = &options.transcript
-            {
-                options.transcript = Some(path.with_extension(format!("{number}.jsonl")));
-            }
-            match FakeExtension::connect_chaos(options, chaos.clone(), number).await {
-                Ok(fake) => break fake,
-                Err(Error::Connect { .. }) if started.elapsed() < patience => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let number = connections.len();
+        let mut options = options.clone();
+        if number > 0
+            && let Some(path) = &options.transcript
+        {
+            options.transcript = Some(path.with_extension(format!("{number}.jsonl")));
+        }
+        let connect = || FakeExtension::connect_chaos(options.clone(), chaos.clone(), number);
+        let fake = crate::until_connected(patience, Duration::from_millis(20), connect).await?;
         let _ = connected.send(connections.len());
         let watch_stop = async {
             while !stop.load(Ordering::SeqCst) {

@@ -395,6 +395,29 @@ fn ran(run: &Run) -> String {
     }))
 }
 
+/// Calls `connect` until it succeeds, fails with anything but [`Error::Connect`] (nothing
+/// listening yet), or `patience` has passed since the first try; waits `pause` between
+/// tries. For peers started before the server they connect to.
+pub async fn until_connected<T, F, Fut>(
+    patience: Duration,
+    pause: Duration,
+    mut connect: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        match connect().await {
+            Err(Error::Connect { .. }) if started.elapsed() < patience => {
+                tokio::time::sleep(pause).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The two halves of an extension socket.
 type SocketSink = futures_util::stream::SplitSink<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,

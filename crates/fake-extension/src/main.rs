@@ -16,12 +16,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use fake_extension::chaos::{self, Chaos, ChaosArgs};
 use fake_extension::replay::{Recording, Replay};
-use fake_extension::{Error, FakeExtension, Options};
+use fake_extension::{FakeExtension, Options, until_connected};
 
 /// A fake any browser extension that answers calls by their method name.
 #[derive(Parser, Debug)]
@@ -85,17 +85,12 @@ async fn main() -> ExitCode {
     if let Some(seed) = args.chaos {
         return chaotic(options, Chaos::new(args.chaos_args.config(seed)), patience).await;
     }
-    let started = Instant::now();
-    let fake = loop {
-        match FakeExtension::connect(options.clone()).await {
-            Ok(fake) => break fake,
-            Err(Error::Connect { .. }) if started.elapsed() < patience => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => {
-                eprintln!("fake-extension: {e}");
-                return ExitCode::FAILURE;
-            }
+    let connect = || FakeExtension::connect(options.clone());
+    let fake = match until_connected(patience, Duration::from_millis(100), connect).await {
+        Ok(fake) => fake,
+        Err(e) => {
+            eprintln!("fake-extension: {e}");
+            return ExitCode::FAILURE;
         }
     };
     println!("ready");
@@ -118,17 +113,12 @@ async fn replay(
             return ExitCode::FAILURE;
         }
     };
-    let started = Instant::now();
-    let replay = loop {
-        match Replay::start(options, recording.clone()).await {
-            Ok(replay) => break replay,
-            Err(Error::Connect { .. }) if started.elapsed() < patience => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => {
-                eprintln!("fake-extension: {e}");
-                return ExitCode::FAILURE;
-            }
+    let connect = || Replay::start(options, recording.clone());
+    let replay = match until_connected(patience, Duration::from_millis(100), connect).await {
+        Ok(replay) => replay,
+        Err(e) => {
+            eprintln!("fake-extension: {e}");
+            return ExitCode::FAILURE;
         }
     };
     println!("ready");
