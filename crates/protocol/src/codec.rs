@@ -25,7 +25,8 @@ pub trait Frame: Serialize + Sized {
 /// Encodes a frame as one JSON text: `{"v":1,"type":...,...}`.
 pub fn encode<F: Frame>(frame: &F) -> String {
     // Frames hold only strings, numbers, enums and raw JSON: serializing cannot fail.
-    let body = serde_json::to_string(frame).unwrap_or_else(|e| unreachable!("frame serializes: {e}"));
+    let body =
+        serde_json::to_string(frame).unwrap_or_else(|e| unreachable!("frame serializes: {e}"));
     let fields = body.strip_prefix('{').unwrap_or(&body);
     format!("{{\"v\":{VERSION},{fields}")
 }
@@ -39,11 +40,18 @@ pub fn decode<F: Frame>(text: &str) -> Result<F, DecodeError> {
     match head.v {
         None => return Err(DecodeError::MissingVersion),
         Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(VERSION)) => {}
-        Some(other) => return Err(DecodeError::WrongVersion { got: other.to_string() }),
+        Some(other) => {
+            return Err(DecodeError::WrongVersion {
+                got: other.to_string(),
+            });
+        }
     }
     let ty = head.ty.ok_or(DecodeError::MissingType)?;
     if !F::TYPES.contains(&ty.as_ref()) {
-        return Err(DecodeError::UnknownType { ty: ty.into_owned(), known: F::TYPES });
+        return Err(DecodeError::UnknownType {
+            ty: ty.into_owned(),
+            known: F::TYPES,
+        });
     }
     F::decode_body(&ty, text).map_err(|e| DecodeError::Invalid {
         ty: ty.into_owned(),
@@ -77,10 +85,17 @@ pub enum DecodeError {
     /// No `type` field.
     MissingType,
     /// A `type` this direction does not have.
-    UnknownType { ty: String, known: &'static [&'static str] },
+    UnknownType {
+        ty: String,
+        known: &'static [&'static str],
+    },
     /// The `type` is known but the fields are wrong. `id` is the frame's `id`, when it
     /// had one, so that the call it belongs to can be failed.
-    Invalid { ty: String, id: Option<String>, reason: String },
+    Invalid {
+        ty: String,
+        id: Option<String>,
+        reason: String,
+    },
 }
 
 impl DecodeError {
@@ -101,7 +116,10 @@ impl fmt::Display for DecodeError {
                 f.write_str("a frame must be a JSON object with string fields `type` and `id`")
             }
             DecodeError::MissingVersion => {
-                write!(f, "the frame has no protocol version `v` (this end speaks v{VERSION})")
+                write!(
+                    f,
+                    "the frame has no protocol version `v` (this end speaks v{VERSION})"
+                )
             }
             DecodeError::WrongVersion { got } => write!(
                 f,
@@ -110,7 +128,11 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::MissingType => f.write_str("the frame has no `type`"),
             DecodeError::UnknownType { ty, known } => {
-                write!(f, "unknown frame type {ty:?} (expected one of: {})", known.join(", "))
+                write!(
+                    f,
+                    "unknown frame type {ty:?} (expected one of: {})",
+                    known.join(", ")
+                )
             }
             DecodeError::Invalid { ty, reason, .. } => write!(f, "invalid {ty:?} frame: {reason}"),
         }
@@ -143,8 +165,9 @@ impl Frame for ExtensionFrame {
 }
 
 impl Frame for ServerFrame {
-    const TYPES: &'static [&'static str] =
-        &["welcome", "reject", "call", "cancel", "ping", "scripts", "run"];
+    const TYPES: &'static [&'static str] = &[
+        "welcome", "reject", "call", "cancel", "ping", "scripts", "run",
+    ];
 
     fn decode_body(ty: &str, text: &str) -> serde_json::Result<Self> {
         Ok(match ty {

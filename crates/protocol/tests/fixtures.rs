@@ -6,15 +6,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use any_protocol::api::{
-    AddScript, CallFailure, CallRequest, CallSuccess, Health, RunRequest, ScriptChange, ScriptList, Status,
+    AddScript, CallFailure, CallRequest, CallSuccess, Health, RunRequest, ScriptChange, ScriptList,
+    Status,
 };
-use any_protocol::{DecodeError, ErrorBody, ErrorCode, ExtensionFrame, Frame, ServerFrame, decode, encode};
+use any_protocol::{
+    DecodeError, ErrorBody, ErrorCode, ExtensionFrame, Frame, ServerFrame, decode, encode,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 fn fixtures(dir: &str) -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(dir);
     let mut out: Vec<(String, String)> = fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|entry| entry.expect("dir entry").path())
@@ -38,7 +43,10 @@ fn round_trip_frames<F: Frame + std::fmt::Debug>(dir: &str) {
     names.sort();
     let mut types = F::TYPES.to_vec();
     types.sort();
-    assert_eq!(names, types, "{dir}/ has exactly one fixture per frame type");
+    assert_eq!(
+        names, types,
+        "{dir}/ has exactly one fixture per frame type"
+    );
 
     for (name, text) in &files {
         let frame: F = decode(text).unwrap_or_else(|e| panic!("{dir}/{name}: {e}"));
@@ -71,18 +79,35 @@ fn every_error_code_has_a_fixture() {
         let body: ErrorBody = serde_json::from_str(text).expect("error body parses");
         assert_eq!(body.code, code);
         if code != ErrorCode::PageError {
-            assert_eq!(body.name, code.name(), "infrastructure errors are named after their code");
+            assert_eq!(
+                body.name,
+                code.name(),
+                "infrastructure errors are named after their code"
+            );
         }
-        assert_eq!(json(&serde_json::to_string(&body).expect("serializes")), json(text));
-        assert_eq!(serde_json::to_value(code).expect("code"), Value::from(code.as_str()));
+        assert_eq!(
+            json(&serde_json::to_string(&body).expect("serializes")),
+            json(text)
+        );
+        assert_eq!(
+            serde_json::to_value(code).expect("code"),
+            Value::from(code.as_str())
+        );
     }
 }
 
 fn round_trip_api<T: Serialize + DeserializeOwned>(name: &str) {
     let files = fixtures("api");
-    let (_, text) = files.iter().find(|(n, _)| n == name).expect("api fixture exists");
+    let (_, text) = files
+        .iter()
+        .find(|(n, _)| n == name)
+        .expect("api fixture exists");
     let parsed: T = serde_json::from_str(text).unwrap_or_else(|e| panic!("api/{name}: {e}"));
-    assert_eq!(json(&serde_json::to_string(&parsed).expect("serializes")), json(text), "api/{name}");
+    assert_eq!(
+        json(&serde_json::to_string(&parsed).expect("serializes")),
+        json(text),
+        "api/{name}"
+    );
 }
 
 #[test]
@@ -96,7 +121,11 @@ fn api_bodies_round_trip() {
     round_trip_api::<AddScript>("add_script");
     round_trip_api::<ScriptList>("script_list");
     round_trip_api::<ScriptChange>("script_change");
-    assert_eq!(fixtures("api").len(), 9, "every api fixture is checked above");
+    assert_eq!(
+        fixtures("api").len(),
+        9,
+        "every api fixture is checked above"
+    );
 }
 
 #[test]
@@ -124,17 +153,24 @@ fn decode_error(direction: &str, text: &str) -> DecodeError {
 #[test]
 fn invalid_frames_give_clear_errors() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/invalid.json");
-    let cases: Vec<Invalid> = serde_json::from_str(&fs::read_to_string(path).expect("read")).expect("parse");
+    let cases: Vec<Invalid> =
+        serde_json::from_str(&fs::read_to_string(path).expect("read")).expect("parse");
     assert!(cases.len() >= 10);
     for case in cases {
         let err = decode_error(&case.direction, &case.text).to_string();
-        assert!(err.contains(&case.error), "{:?}: got {err:?}, want it to contain {:?}", case.text, case.error);
+        assert!(
+            err.contains(&case.error),
+            "{:?}: got {err:?}, want it to contain {:?}",
+            case.text,
+            case.error
+        );
     }
 }
 
 #[test]
 fn broken_frame_names_its_call() {
-    let err = decode::<ExtensionFrame>(r#"{"v":1,"type":"result","id":"c-9"}"#).expect_err("no value");
+    let err =
+        decode::<ExtensionFrame>(r#"{"v":1,"type":"result","id":"c-9"}"#).expect_err("no value");
     assert_eq!(err.call_id(), Some("c-9"));
 }
 
@@ -145,12 +181,20 @@ fn deep_nesting_neither_crashes_nor_is_lost() {
     let raw = format!(r#"{{"v":1,"type":"result","id":"c","value":{open}{close}}}"#);
     match decode::<ExtensionFrame>(&raw) {
         Ok(ExtensionFrame::Result(result)) => assert_eq!(result.value.get().len(), 200_000),
-        other => panic!("deep raw value should pass through, got {:?}", other.map(|_| ()).map_err(|e| e.to_string())),
+        other => panic!(
+            "deep raw value should pass through, got {:?}",
+            other.map(|_| ()).map_err(|e| e.to_string())
+        ),
     }
     // Deep nesting where a typed field is expected: an error naming the call.
     let typed = format!(r#"{{"v":1,"type":"error","id":"c","error":{{"code":{open}{close}}}}}"#);
-    let err = decode::<ExtensionFrame>(&typed).map(|_| ()).expect_err("not an error body");
-    assert!(err.to_string().starts_with("invalid \"error\" frame"), "{err}");
+    let err = decode::<ExtensionFrame>(&typed)
+        .map(|_| ())
+        .expect_err("not an error body");
+    assert!(
+        err.to_string().starts_with("invalid \"error\" frame"),
+        "{err}"
+    );
     assert_eq!(err.call_id(), Some("c"));
 }
 
