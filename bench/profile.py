@@ -80,32 +80,36 @@ SW_HOOK = """() => {
 
 
 def worker_timeline(events):
-    """Per call, from the worker's hooks: frame in → executeScript called → returned →
-    settled → result frame sent. Returns mean ms of each step."""
+    """Per call, from the worker's hooks: frame in → result frame sent, and for the calls
+    that injected (no channel yet): executeScript called → returned → settled. Returns
+    (calls, calls that sent a progress frame, calls that injected, [(step, mean ms)])."""
     rows, cur = [], {}
     for kind, t, text, *end in events:
         if kind == "in" and '"type":"call"' in text:
-            cur["in"] = t
+            cur = {"in": t}
         elif kind == "es":
             cur["es"], cur["es_ret"] = t, end[0]
         elif kind == "es_done":
             cur["es_done"] = t
         elif kind == "out" and '"type":"progress"' in text:
             cur["progress"] = t
-        elif kind == "out" and '"type":"result"' in text:
+        elif kind == "out" and '"type":"result"' in text and "in" in cur:
             cur["out"], cur["sent"] = t, end[0]
-            if {"in", "es", "es_done"} <= cur.keys():
-                rows.append(cur)
+            rows.append(cur)
             cur = {}
-    mean = lambda a, b: statistics.mean(r[b] - r[a] for r in rows)  # noqa: E731
-    return len(rows), sum("progress" in r for r in rows), [
-        ("call frame in → executeScript called (decode, book, tab, progress)", mean("in", "es")),
-        ("executeScript's own synchronous cost (bindings, IPC send)", mean("es", "es_ret")),
-        ("executeScript called → settled (browser → page → browser → worker)",
-         mean("es", "es_done")),
-        ("settled → result frame sent (envelope, encode)", mean("es_done", "out")),
-        ("WebSocket send of the result", mean("out", "sent")),
-        ("call frame in → result sent", mean("in", "sent")),
+    injected = [r for r in rows if {"es", "es_done"} <= r.keys()]
+    channel = [r for r in rows if "es" not in r]
+
+    def mean(of, a, b):
+        return statistics.mean(r[b] - r[a] for r in of) if of else float("nan")
+
+    return len(rows), sum("progress" in r for r in rows), len(injected), [
+        (f"call frame in → result sent, over the page's channel ({len(channel)} calls)",
+         mean(channel, "in", "sent")),
+        ("  of which the WebSocket send of the result", mean(channel, "out", "sent")),
+        (f"call frame in → result sent, by executeScript ({len(injected)} calls)",
+         mean(injected, "in", "sent")),
+        ("  of which executeScript called → settled", mean(injected, "es", "es_done")),
     ]
 
 
@@ -203,9 +207,9 @@ def main(argv=None):
         print(f"per-call profile, {opts.calls} calls of `small` on an open page (medians, ms)")
         for name, v in rows:
             print(f"  {name:<86} {v:6.2f}")
-        n, with_progress = timeline[0], timeline[1]
+        n, with_progress, _ = timeline[0], timeline[1], timeline[2]
         print(f"inside the worker, {n} calls (means, ms; {with_progress} sent a progress frame)")
-        for name, v in timeline[2]:
+        for name, v in timeline[3]:
             print(f"  {name:<86} {v:6.2f}")
         print(f"  p99: caller {bench.pct(client, .99) * 1000:.2f}, server "
               f"{bench.pct(server, .99) * 1000:.2f}, executeScript {es['p99']:.2f}")

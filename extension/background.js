@@ -5,7 +5,7 @@
 // worker for listeners registered synchronously at top level, so they are all here;
 // events that arrive before the wasm is ready wait on `ready` and are delivered in order.
 // No top-level await: a module service worker that uses it never starts.
-import init, { start, on_event, on_message } from "./wasm/any_ext_core.js";
+import init, { start, on_event, on_message, on_connect } from "./wasm/any_ext_core.js";
 
 const ready = init().then(() => start());
 ready.catch((e) => console.error("any: the wasm core failed to start", e));
@@ -25,6 +25,11 @@ chrome.webNavigation.onDOMContentLoaded.addListener(forward("nav_dom_ready"));
 chrome.webNavigation.onCompleted.addListener(forward("nav_completed"));
 chrome.webNavigation.onErrorOccurred.addListener(forward("nav_error"));
 chrome.storage.onChanged.addListener((changes, area) => forward("storage_changed")({ changes, area }));
+
+// A page's channel connector (extension/isolated-world.js) opening its port.
+chrome.runtime.onConnect.addListener((port) => {
+  ready.then(() => on_connect(port), () => port.disconnect());
+});
 
 // The popup and the options page ask the core for its state and send settings.
 chrome.runtime.onMessage.addListener((message, _sender, reply) => {

@@ -1,5 +1,5 @@
 // Runs in: the web page's MAIN world, injected by chrome.scripting.executeScript from
-// the service worker (crates/ext-core/src/sw/call.rs imports this module through the
+// the service worker (the ISOLATED world's connector is extension/isolated-world.js) (crates/ext-core/src/sw/call.rs imports this module through the
 // wasm glue). Chrome sends only each function's source text into the page, so every
 // function here is self-contained: no imports, no outer variables, no helpers shared
 // between them. The injection is exempt from the page's CSP; nothing here uses eval,
@@ -9,7 +9,7 @@
 // extension's isolated world cannot see it. Why plain JS: page CSP forbids compiling
 // wasm there. The functions only observe and report; all decisions are in Rust.
 //
-// Both functions always return a plain object: executeScript turns a throw into null.
+// probe and invoke always return a plain object: executeScript turns a throw into null.
 
 // Is globalThis.__any__[method] there? If not, does a postMessage-lane helper (a
 // userscript in another world, clients/userscript/any-lane.js) serve it?
@@ -207,8 +207,53 @@ export async function invoke(method, paramsJson, viaLane, key, script) {
     } catch (_) {
       // A frozen global: every call then injects the whole function.
     }
+    // The channel's MAIN-world end (crates/ext-core/src/channel.rs has the wire text):
+    // the ISOLATED-world connector (extension/isolated-world.js) dispatches each call as
+    // a cancelable `any.call/<key>` event on document; taking it (preventDefault, seen by
+    // the connector as dispatchEvent returning false) says this end is here, and the
+    // answer comes back as an `any.answer/<key>` event. "hello" only asks whether it is.
+    const stashAbove = 1 << 20; // channel.rs STASH_ABOVE
+    const answer = (text) => document.dispatchEvent(new CustomEvent(`any.answer/${key}`, { detail: text }));
+    document.addEventListener(`any.call/${key}`, (event) => {
+      const text = event.detail;
+      if (typeof text !== "string") return;
+      event.preventDefault();
+      if (text === "hello") return;
+      const first = text.indexOf("\n");
+      const second = text.indexOf("\n", first + 1);
+      const n = text.slice(0, first);
+      let method, lane;
+      try {
+        [method, lane] = JSON.parse(text.slice(first + 1, second));
+      } catch (e) {
+        answer(`${n} error\n${JSON.stringify({ code: "page_error", name: "Error", message: `unreadable call: ${e}`, stack: "" })}`);
+        return;
+      }
+      run(method, text.slice(second + 1), lane === true).then(
+        (envelope) => {
+          if (envelope.ok !== true) {
+            answer(`${n} error\n${JSON.stringify(envelope.error)}`);
+          } else if (envelope.json.length <= stashAbove) {
+            answer(`${n} ok\n${envelope.json}`);
+          } else {
+            Object.defineProperty(globalThis, Symbol.for(`${key}/${n}`), { value: envelope, configurable: true });
+            answer(`${n} stashed\n`);
+          }
+        },
+        (e) => answer(`${n} error\n${JSON.stringify({ code: "page_error", name: "Error", message: String(e), stack: "" })}`),
+      );
+    });
   }
   return run(method, paramsJson, viaLane, script);
+}
+
+// Takes a result the channel stashed (a big one, see above) out of the page: invoke's
+// envelope, or {installed: false} when it is gone (the document changed).
+export function takeStashed(stashKey) {
+  const k = Symbol.for(stashKey);
+  const envelope = globalThis[k];
+  delete globalThis[k];
+  return envelope ?? null;
 }
 
 // The fast path of a call in a document where `invoke` ran before: a few lines to

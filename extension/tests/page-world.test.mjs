@@ -1,10 +1,16 @@
 // Runs in: Node (node --test), outside any browser. Checks the MAIN-world functions of
 // ../page-world.js: the result encoding rules documented in ../README.md, the error
-// envelope, and the postMessage lane against ../../clients/userscript/any-lane.js with a
-// minimal window stand-in. Run by `cargo test -p any-ext-core` (tests/page_world.rs).
+// envelope, the postMessage lane against ../../clients/userscript/any-lane.js with a
+// minimal window stand-in, and the channel (invoke's MAIN-world end with the connector of
+// ../isolated-world.js, over a stand-in document and runtime.Port). Run by
+// `cargo test -p any-ext-core` (tests/page_world.rs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { invoke, invokeInstalled, probe } from "../page-world.js";
+import { invoke, invokeInstalled, probe, takeStashed } from "../page-world.js";
+import { connect } from "../isolated-world.js";
+
+// A page always has a document; the channel's ends meet on it.
+globalThis.document = new EventTarget();
 
 const call = async (fn, params = {}) => {
   globalThis.__any__ = { m: fn };
@@ -141,4 +147,87 @@ test("an ad-hoc script runs through invoke's own encoder", async () => {
   assert.equal(map.error.code, "not_serializable");
   assert.ok(map.error.message.includes("$.when is a Map"), map.error.message);
   assert.equal(globalThis[Symbol.for("undefined")], undefined, "no copy of invoke is kept for scripts");
+});
+
+// The channel (crates/ext-core/src/channel.rs has the wire text). chrome.runtime.connect
+// stand-in: records each port, its messages and its listeners.
+const ports = [];
+globalThis.chrome = {
+  runtime: {
+    connect: ({ name }) => {
+      const port = {
+        name,
+        sent: [],
+        onMessageListeners: [],
+        onDisconnectListeners: [],
+        postMessage(text) {
+          this.sent.push(text);
+        },
+        onMessage: { addListener: (f) => port.onMessageListeners.push(f) },
+        onDisconnect: { addListener: (f) => port.onDisconnectListeners.push(f) },
+      };
+      ports.push(port);
+      return port;
+    },
+  },
+};
+
+// Delivers `text` from the worker and returns the next answer the page sends back.
+const ask = async (port, text) => {
+  const before = port.sent.length;
+  for (const f of port.onMessageListeners) f(text);
+  for (let i = 0; i < 100 && port.sent.length === before; i++) await new Promise((r) => setTimeout(r, 1));
+  assert.equal(port.sent.length, before + 1, `one answer to ${JSON.stringify(text)}`);
+  return port.sent.at(-1);
+};
+
+test("the channel: the connector relays calls to invoke's copy and the answers back", async () => {
+  globalThis.__any__ = {
+    add: async ({ a, b }) => a + b,
+    boom: () => {
+      throw new RangeError("out of range");
+    },
+    big: ({ n }) => "x".repeat(n),
+    gone: () => undefined,
+  };
+  assert.equal(connect("any.channel/chan/1/1", "chan"), false, "no MAIN-world end yet: no port");
+  assert.equal(ports.length, 0);
+  await invoke("add", '{"a":1,"b":2}', false, "chan");
+  assert.equal(connect("any.channel/other/1/1", "other"), false, "another key's end is not there");
+  assert.equal(connect("any.channel/chan/1/1", "chan"), true);
+  assert.equal(ports.length, 1);
+  const port = ports[0];
+  assert.equal(port.name, "any.channel/chan/1/1");
+
+  assert.equal(await ask(port, '1\n["add",false]\n{"a":2,"b":3}'), "1 ok\n5");
+  // Params stay raw after the second line, newlines and all.
+  assert.equal(await ask(port, '2\n["add",false]\n{\n "a": 1,\n "b": 1\n}'), "2 ok\n2");
+  const failed = await ask(port, '3\n["boom",false]\nnull');
+  assert.ok(failed.startsWith("3 error\n"), failed);
+  const error = JSON.parse(failed.slice("3 error\n".length));
+  assert.deepEqual([error.code, error.name, error.message], ["page_error", "RangeError", "out of range"]);
+  const missing = JSON.parse((await ask(port, '4\n["nothing",false]\n{}')).slice("4 error\n".length));
+  assert.equal(missing.code, "method_not_found");
+
+  // A result over 1 MiB of JSON stays in the page for one takeStashed.
+  const n = (1 << 20) + 1;
+  assert.equal(await ask(port, `5\n["big",false]\n{"n":${n}}`), "5 stashed\n");
+  const stashed = takeStashed("chan/5");
+  assert.equal(stashed.ok, true);
+  assert.equal(stashed.json.length, n + 2);
+  assert.equal(takeStashed("chan/5"), null, "taken once");
+  assert.equal(await ask(port, `6\n["big",false]\n{"n":10}`), `6 ok\n"${"x".repeat(10)}"`);
+
+  // Listeners cleared (document.open() does that): the connector says the call was missed.
+  const page = globalThis.document;
+  globalThis.document = new EventTarget();
+  assert.equal(await ask(port, '7\n["add",false]\n{"a":1,"b":1}'), "7 missed\n");
+  globalThis.document = page;
+
+  // After the port closes, answers are no longer sent on it.
+  for (const f of port.onDisconnectListeners) f(port);
+  const before = port.sent.length;
+  document.dispatchEvent(new CustomEvent("any.answer/chan", { detail: "8 ok\n1" }));
+  assert.equal(port.sent.length, before);
+  delete globalThis[Symbol.for("chan")];
 });

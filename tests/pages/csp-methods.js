@@ -21,3 +21,10 @@ globalThis.__any__.cspInfo = async ({ word = "" } = {}) => {
 globalThis.__any__.cspThrow = async () => {
   throw new RangeError("thrown under a strict CSP");
 };
+
+// Which way the call came in (see channel.js): over the extension's channel, or by
+// executeScript.
+globalThis.__any__.cspVia = ({ n } = {}) => ({
+  n,
+  via: window.event ? String(window.event.type).split("/")[0] : "injection",
+});

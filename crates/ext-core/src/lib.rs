@@ -12,6 +12,8 @@
 //! * [`tabs`] — tab tracking and the tab-reuse choice;
 //! * [`wait`] — readiness and give-up decisions of a call;
 //! * [`calls`] — call bookkeeping (exactly one answer per call) and the popup's black box;
+//! * [`channel`] — the persistent channel into ready pages (one per document) and its
+//!   wire text;
 //! * [`page`] — reading the page's envelopes, naming the browser;
 //! * [`hosted`] — the server's hosted userscripts vs. the browser's `chrome.userScripts`
 //!   registrations, and the popup's view of them.
@@ -21,6 +23,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod calls;
+pub mod channel;
 pub mod config;
 pub mod hosted;
 pub mod link;

@@ -19,9 +19,11 @@ use futures_util::future::{Either, select};
 use js_sys::Function;
 use wasm_bindgen::JsValue;
 
+use super::channel::{self as port, Reply};
 use super::js::{self, JsResult, array, get, now, obj, settle, sleep};
 use super::{chrome, error, send, userscripts, with};
 use crate::calls::Outcome;
+use crate::channel::{self, Answer};
 use crate::page;
 use crate::tabs::{Choice, TabId};
 use crate::wait::{self, Next, POLL_MS, Probe, Stop, Wait};
@@ -303,8 +305,8 @@ async fn flow(
     let params = call.params.get().to_owned();
     let work = async {
         match script {
-            Some(script) => execute(tab, script).await,
-            None => invoke(tab, &call.method, params, lane, known.is_some()).await,
+            Some(script) => execute(tab, script).await.map(|e| Envelope::of(&e)),
+            None => invoke(tab, seq, &call.method, params, lane, known.is_some()).await,
         }
     };
     let invoked = watched(work, || {
@@ -315,9 +317,10 @@ async fn flow(
             .flatten()
     })
     .await?;
-    // executeScript may settle just as the frame goes away, before the tab and navigation
-    // events arrive: give them a moment, then the watcher's verdict wins.
-    if invoked.is_err() {
+    // executeScript may settle (and a channel close) just as the frame goes away, before
+    // the tab and navigation events arrive: give them a moment, then the watcher's
+    // verdict wins.
+    if matches!(invoked, Err(_) | Ok(Envelope::Missing)) {
         sleep(EVENTS_GRACE_MS).await;
     }
     if let Some(stop) =
@@ -333,7 +336,7 @@ async fn flow(
             &call.page,
             Stage::MethodCalled,
         ))),
-        Ok(envelope) => read_envelope(&envelope, &call.method),
+        Ok(envelope) => read_envelope(envelope, &call.method),
     }
 }
 
@@ -430,24 +433,39 @@ async fn probe(tab: TabId, method: &str) -> JsResult<Probe> {
     })
 }
 
-thread_local! {
-    /// The key under which `invoke` keeps its copy in each page (see page-world.js):
-    /// new with every start of the worker, so pages never run an older copy.
-    static PAGE_KEY: String = format!("any.invoke/{}", js_sys::Math::random().to_bits());
-}
-
 /// Invokes the method. `installed`: this document already ran `invoke` with this
-/// worker's key, so the few-line `invokeInstalled` suffices (the whole `invoke` is
-/// only injected when the copy is missing).
+/// worker's key, so the call goes over the document's channel when it has one, else by
+/// injecting the few-line `invokeInstalled` (the whole `invoke` is only injected when the
+/// copy is missing). The second call by injection into a document connects its channel
+/// (in the background), so one-call documents (`tab: "new"`) never pay for one.
 async fn invoke(
     tab: TabId,
+    seq: u64,
     method: &str,
     params_json: String,
     lane: bool,
     installed: bool,
-) -> JsResult<JsValue> {
-    let key = PAGE_KEY.with(String::clone);
+) -> JsResult<Envelope> {
+    let key = port::key();
     if installed {
+        if let Some(reply) = port::ask(tab, seq, method, lane, &params_json) {
+            let text = match reply.await {
+                Reply::Answer(text) => text,
+                Reply::Closed => return Ok(Envelope::Missing),
+            };
+            match channel::parse_answer(&text) {
+                Some((_, Answer::Value(json))) => return Ok(Envelope::Value(json.to_owned())),
+                Some((_, Answer::Failed(error))) => return Ok(Envelope::Failed(error.to_owned())),
+                Some((n, Answer::Stashed)) => {
+                    let func = chrome::TAKE_STASHED.with(Function::clone);
+                    let stash = format!("{key}/{n}");
+                    let envelope = in_page(tab, &func, &[stash.into()]).await?;
+                    return Ok(Envelope::of(&envelope));
+                }
+                // Nothing took it in the page: inject, as before the channel.
+                Some((_, Answer::Missed)) | None => port::failed(tab, seq),
+            }
+        }
         let func = chrome::INVOKE_INSTALLED.with(Function::clone);
         let args = [
             key.as_str().into(),
@@ -457,16 +475,18 @@ async fn invoke(
         ];
         let envelope = in_page(tab, &func, &args).await?;
         if get(&envelope, "installed").as_bool() != Some(false) {
-            return Ok(envelope);
+            port::connect(tab, seq);
+            return Ok(Envelope::of(&envelope));
         }
     }
     let func = chrome::INVOKE.with(Function::clone);
-    in_page(
+    let envelope = in_page(
         tab,
         &func,
         &[method.into(), params_json.into(), lane.into(), key.into()],
     )
-    .await
+    .await?;
+    Ok(Envelope::of(&envelope))
 }
 
 /// Runs an ad-hoc script in the tab's MAIN world with `chrome.userScripts.execute` (a
@@ -537,28 +557,46 @@ async fn in_page_code(tab: TabId, code: &[String]) -> JsResult<JsValue> {
         .map_or(JsValue::UNDEFINED, |r| get(r, "result")))
 }
 
-/// `{ok: true, json}` → the value; `{ok: false, error}` → the page's error; anything
-/// else → the frame went away.
-fn read_envelope(envelope: &JsValue, method: &str) -> Result<Json, Stop> {
-    match get(envelope, "ok").as_bool() {
-        Some(true) => {
-            let text = get(envelope, "json")
-                .as_string()
-                .unwrap_or_else(|| "null".to_owned());
-            serde_json::value::RawValue::from_string(text).map_err(|e| {
-                Stop::Fail(
-                    ErrorBody::new(
-                        ErrorCode::NotSerializable,
-                        format!("the page's encoding of the result is not JSON: {e}"),
-                    )
-                    .at(Stage::MethodCalled),
+/// What the page answered for a method or script.
+enum Envelope {
+    /// `{ok: true, json}`: the result as JSON text.
+    Value(String),
+    /// `{ok: false, error}`: the page's error object as JSON text.
+    Failed(String),
+    /// No envelope: the frame went away.
+    Missing,
+}
+
+impl Envelope {
+    /// Reads the `{ok, json | error}` object an injection returned.
+    fn of(envelope: &JsValue) -> Envelope {
+        match get(envelope, "ok").as_bool() {
+            Some(true) => Envelope::Value(
+                get(envelope, "json")
+                    .as_string()
+                    .unwrap_or_else(|| "null".to_owned()),
+            ),
+            Some(false) => Envelope::Failed(
+                js::to_json(&get(envelope, "error")).unwrap_or_else(|| "null".to_owned()),
+            ),
+            None => Envelope::Missing,
+        }
+    }
+}
+
+/// The value, the page's error, or — no envelope — the frame went away.
+fn read_envelope(envelope: Envelope, method: &str) -> Result<Json, Stop> {
+    match envelope {
+        Envelope::Value(text) => serde_json::value::RawValue::from_string(text).map_err(|e| {
+            Stop::Fail(
+                ErrorBody::new(
+                    ErrorCode::NotSerializable,
+                    format!("the page's encoding of the result is not JSON: {e}"),
                 )
-            })
-        }
-        Some(false) => {
-            let error = js::to_json(&get(envelope, "error")).unwrap_or_else(|| "null".to_owned());
-            Err(Stop::Fail(page::page_error(&error, method)))
-        }
-        None => Err(Stop::Fail(page::no_envelope(method))),
+                .at(Stage::MethodCalled),
+            )
+        }),
+        Envelope::Failed(error) => Err(Stop::Fail(page::page_error(&error, method))),
+        Envelope::Missing => Err(Stop::Fail(page::no_envelope(method))),
     }
 }

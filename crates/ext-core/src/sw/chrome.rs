@@ -85,4 +85,35 @@ extern "C" {
     pub static INVOKE: Function;
     #[wasm_bindgen(thread_local_v2, js_name = invokeInstalled)]
     pub static INVOKE_INSTALLED: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = takeStashed)]
+    pub static TAKE_STASHED: Function;
+}
+
+// The channel's connector, run by executeScript in the page's ISOLATED world.
+#[wasm_bindgen(raw_module = "../isolated-world.js")]
+extern "C" {
+    #[wasm_bindgen(thread_local_v2, js_name = connect)]
+    pub static CONNECT: Function;
+}
+
+// A `chrome.runtime.Port` (from `chrome.runtime.onConnect`) and its events.
+#[wasm_bindgen]
+extern "C" {
+    pub type Port;
+    #[wasm_bindgen(method, getter)]
+    pub fn name(this: &Port) -> String;
+    #[wasm_bindgen(method, getter)]
+    pub fn sender(this: &Port) -> JsValue;
+    #[wasm_bindgen(method, catch, js_name = postMessage)]
+    pub fn post_message(this: &Port, message: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch)]
+    pub fn disconnect(this: &Port) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, getter, js_name = onMessage)]
+    pub fn on_message(this: &Port) -> PortEvent;
+    #[wasm_bindgen(method, getter, js_name = onDisconnect)]
+    pub fn on_disconnect(this: &Port) -> PortEvent;
+
+    pub type PortEvent;
+    #[wasm_bindgen(method, js_name = addListener)]
+    pub fn add_listener(this: &PortEvent, listener: &Function);
 }

@@ -7,6 +7,7 @@
 //! them out (opens and closes sockets, sends frames, reads storage).
 
 mod call;
+mod channel;
 mod chrome;
 mod js;
 mod userscripts;
@@ -640,6 +641,7 @@ pub fn on_event(kind: &str, detail: JsValue) {
                 a.tabs.removed(id);
                 owned
             });
+            channel::forget(id);
             if owned == Some(true) {
                 save_owned_tabs();
             }
