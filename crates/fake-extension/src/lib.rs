@@ -19,6 +19,7 @@
 //! | `disconnect` | closes the socket without answering |
 //! | `progress` | progress tab_opened, page_loaded, method_found, method_called, then result = params |
 //! | `big` | result = a string of `params.bytes` characters |
+//! | `big_then_disconnect` | like `big`, then closes the socket at once |
 //! | anything else | `method_not_found` |
 //!
 //! An ad-hoc script (`run` frame) is answered with `{"ran": <the script>}`; a `scripts`
@@ -575,10 +576,13 @@ async fn behave(call: Call, out: mpsc::UnboundedSender<Out>) {
             }
             send(result(call.params.get()));
         }
-        "big" => {
+        "big" | "big_then_disconnect" => {
             let bytes = params.get("bytes").and_then(Value::as_u64).unwrap_or(0);
             let big = format!("\"{}\"", "x".repeat(usize::try_from(bytes).unwrap_or(0)));
             send(result(&big));
+            if call.method == "big_then_disconnect" {
+                let _ = out.send(Out::Close);
+            }
         }
         other => {
             let message = format!(

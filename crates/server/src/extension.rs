@@ -263,10 +263,25 @@ async fn receive_loop(
             Err(e) => return format!("socket error: {e}"),
         };
         tap.frame(&name, Dir::Out, &text);
-        handle_frame(&hub, conn, &text);
+        if text.len() > DECODE_ASIDE_ABOVE {
+            // `any serve` runs on one thread: a big result (validating 50 MiB of JSON
+            // takes ~0.1 s) is decoded off it, so other calls keep moving. Awaited before
+            // the next frame, so frames still act in order (an answer before a close).
+            let hub = Arc::clone(&hub);
+            let decoded =
+                tokio::task::spawn_blocking(move || handle_frame(&hub, conn, &text)).await;
+            if let Err(e) = decoded {
+                tracing::error!("ext-{conn}: decoding a big frame failed: {e}");
+            }
+        } else {
+            handle_frame(&hub, conn, &text);
+        }
     }
     "the socket ended".into()
 }
+
+/// Frames longer than this are decoded on the blocking pool (see `receive_loop`).
+const DECODE_ASIDE_ABOVE: usize = 1 << 20;
 
 /// Acts on one text frame from a welcomed extension.
 fn handle_frame(hub: &Hub, conn: ConnId, text: &str) {

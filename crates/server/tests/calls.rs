@@ -306,6 +306,29 @@ async fn an_extension_that_disconnects_mid_call_fails_the_call_at_once() {
 }
 
 #[tokio::test]
+async fn a_big_answer_sent_just_before_the_close_is_still_delivered() {
+    // Over 1 MiB, the server decodes a frame off its one thread; the close that follows
+    // must still come second.
+    let server = start(quick()).await;
+    let fake = server.fake().await;
+    let bytes = 3 << 20;
+    let (status, answer) = server
+        .call_method("big_then_disconnect", json!({"bytes": bytes}))
+        .await;
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        &answer.to_string()[..200.min(answer.to_string().len())]
+    );
+    assert_eq!(answer["result"].as_str().map(str::len), Some(bytes));
+    tokio::time::timeout(Duration::from_secs(5), fake.closed())
+        .await
+        .expect("the extension socket is closed");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn closing_the_extension_fails_every_call_it_was_running_and_no_other() {
     let server = start(quick()).await;
     let doomed = server.fake_labelled("doomed").await;
