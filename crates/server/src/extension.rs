@@ -224,8 +224,33 @@ async fn send_loop(
             }
         };
         tap.frame(&name, Dir::In, &text);
-        if let Err(e) = sink.send(Message::Text(text)).await {
+        if let Err(e) = sink.feed(Message::Text(text)).await {
             return format!("send failed: {e}");
+        }
+        // Frames queued meanwhile (several calls that arrived together) go out in the
+        // same write: one wake-up of the browser's network service instead of several.
+        let mut closing = None;
+        while let Ok(next) = outbound.try_recv() {
+            match next {
+                Outbound::Frame(text) => {
+                    let text: Utf8Bytes = text.into();
+                    tap.frame(&name, Dir::In, &text);
+                    if let Err(e) = sink.feed(Message::Text(text)).await {
+                        return format!("send failed: {e}");
+                    }
+                }
+                Outbound::Close(reason) => {
+                    closing = Some(reason);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = sink.flush().await {
+            return format!("send failed: {e}");
+        }
+        if let Some(reason) = closing {
+            let _ = sink.send(close(close_code::AWAY, &reason)).await;
+            return reason;
         }
     }
 }
