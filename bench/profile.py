@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Where the milliseconds of one call go: splits the per-call latency on an open page
-into client+HTTP, server↔extension, and the browser's own `executeScript` round trip.
+into client+HTTP, server↔extension, and the browser's own round trip into the page (over
+a runtime.Port, as the channel does; `executeScript` for comparison).
 
 Runs in its own process (CPython). Starts `any serve`, the Debian Chromium with the
 built extension, the same flags as `any browser --headless` plus a loopback-only
 DevTools port, and bench/pages. Measures, for N calls of `small` through the HTTP API:
 the caller's time, the server's own record of each call (`/v1/status` → recent →
 duration_s, from the HTTP request to the extension's answer), and — attached to the
-extension's service worker with Playwright over CDP — `chrome.scripting.executeScript`
-of a trivial function and `chrome.tabs.get` from inside the worker, and a timeline of
-each call inside the worker (hooks on its WebSocket and on executeScript).
+extension's service worker with Playwright over CDP — a runtime.Port round trip into the
+page (a connector and MAIN-world end of its own, relaying by DOM events like the
+channel's), `chrome.scripting.executeScript` of a trivial function and `chrome.tabs.get`
+from inside the worker, and a timeline of each call inside the worker (hooks on its
+WebSocket and on executeScript).
 
     python3 bench/profile.py [--calls 300]
 """
@@ -44,6 +47,40 @@ SW_TIMING = """async ([what, tabId, n]) => {
   for (let i = 0; i < 20; i++) await once();
   const t = [];
   for (let i = 0; i < n; i++) { const t0 = performance.now(); await once(); t.push(performance.now() - t0); }
+  t.sort((a, b) => a - b);
+  return {median: t[Math.floor(t.length / 2)], p99: t[Math.floor(t.length * 0.99)]};
+}"""
+
+
+# Timed inside the service worker: N round trips over a runtime.Port into the page, the
+# way the channel works (crates/ext-core/src/channel.rs), with a connector and a
+# MAIN-world end of its own: ISOLATED-world relay by DOM events, a trivial method.
+PORT_TIMING = """async ([tabId, n]) => {
+  const key = "profile-" + Math.random();
+  await chrome.scripting.executeScript({target: {tabId}, world: "MAIN", args: [key], func: (key) => {
+    document.addEventListener("q-" + key, (e) => {
+      const v = JSON.stringify({ok: true, json: JSON.stringify(JSON.parse(e.detail))});
+      document.dispatchEvent(new CustomEvent("a-" + key, {detail: v}));
+    });
+  }});
+  // The worker opens this port (tabs.connect), so the extension's own onConnect, which
+  // takes only its channels' ports, never sees it; the messages travel the same way.
+  await chrome.scripting.executeScript({target: {tabId}, world: "ISOLATED", args: [key], func: (key) => {
+    chrome.runtime.onConnect.addListener((port) => {
+      if (port.name !== key) return;
+      document.addEventListener("a-" + key, (e) => port.postMessage(e.detail));
+      port.onMessage.addListener((m) => document.dispatchEvent(new CustomEvent("q-" + key, {detail: m})));
+    });
+  }});
+  const port = chrome.tabs.connect(tabId, {name: key, frameId: 0});
+  const once = () => new Promise((resolve) => {
+    port.onMessage.addListener(function answered(m) { port.onMessage.removeListener(answered); resolve(m); });
+    port.postMessage(JSON.stringify({n: 1}));
+  });
+  for (let i = 0; i < 20; i++) await once();
+  const t = [];
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); await once(); t.push(performance.now() - t0); }
+  port.disconnect();
   t.sort((a, b) => a - b);
   return {median: t[Math.floor(t.length / 2)], p99: t[Math.floor(t.length * 0.99)]};
 }"""
@@ -185,6 +222,7 @@ def main(argv=None):
             timeline = worker_timeline(sw.evaluate("() => globalThis.__anyProfile"))
             es = sw.evaluate(SW_TIMING, ["executeScript", tab, opts.calls])
             tg = sw.evaluate(SW_TIMING, ["tabsGet", tab, opts.calls])
+            pt = sw.evaluate(PORT_TIMING, [tab, opts.calls])
             browser.close()
 
         med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
@@ -193,16 +231,18 @@ def main(argv=None):
             ("caller → answer (HTTP API, keep-alive)", c),
             ("  of which the server's own record (request in → answer out)", s),
             ("  client + HTTP + JSON in Python (difference)", c - s),
-            ("  executeScript round trip inside the worker (trivial func, MAIN world)",
-             es["median"]),
+            ("  runtime.Port round trip into the page inside the worker (the channel's way)",
+             pt["median"]),
             ("  the rest: server → WebSocket → worker (wasm) → WebSocket → server (difference)",
-             s - es["median"]),
+             s - pt["median"]),
             (f"means over {len(ext_ms)} calls (DevTools attached): the server's record",
              statistics.mean(srv_ms)),
             ("  the extension's record (call frame in → answer sent)", statistics.mean(ext_ms)),
             ("  server + WebSocket both ways (difference)",
              statistics.mean(srv_ms) - statistics.mean(ext_ms)),
-            ("for comparison: chrome.tabs.get round trip (no longer on the path)", tg["median"]),
+            ("for comparison: executeScript round trip (trivial func, MAIN world; first calls)",
+             es["median"]),
+            ("for comparison: chrome.tabs.get round trip (not on the path)", tg["median"]),
         ]
         print(f"per-call profile, {opts.calls} calls of `small` on an open page (medians, ms)")
         for name, v in rows:
@@ -212,7 +252,8 @@ def main(argv=None):
         for name, v in timeline[3]:
             print(f"  {name:<86} {v:6.2f}")
         print(f"  p99: caller {bench.pct(client, .99) * 1000:.2f}, server "
-              f"{bench.pct(server, .99) * 1000:.2f}, executeScript {es['p99']:.2f}")
+              f"{bench.pct(server, .99) * 1000:.2f}, port {pt['p99']:.2f}, "
+              f"executeScript {es['p99']:.2f}")
     finally:
         if proc:
             proc.terminate()
