@@ -67,10 +67,16 @@ impl Channels {
         }
     }
 
+    /// Was a channel begun in the tab's document `seq` (whatever became of it)? Then
+    /// `invoke`'s copy is there: a channel is only begun once `invokeInstalled` found it.
+    pub fn begun(&self, tab: TabId, seq: u64) -> bool {
+        self.tabs.get(&tab).is_some_and(|s| s.seq() == seq)
+    }
+
     /// Should the worker connect to the tab's document `seq` now? Yes once per
     /// document: marks it connecting.
     pub fn begin(&mut self, tab: TabId, seq: u64) -> bool {
-        if self.tabs.get(&tab).is_some_and(|s| s.seq() == seq) {
+        if self.begun(tab, seq) {
             return false;
         }
         self.tabs.insert(tab, State::Connecting { seq });
@@ -174,7 +180,10 @@ mod tests {
     #[test]
     fn one_connect_per_document() {
         let mut c = Channels::default();
+        assert!(!c.begun(3, 1));
         assert!(c.begin(3, 1));
+        assert!(c.begun(3, 1));
+        assert!(!c.begun(3, 2));
         assert!(!c.begin(3, 1), "already connecting to this document");
         assert_eq!(c.open(3, 1), None);
         let port = c.connected(3, 1).expect("the worker waited for it");

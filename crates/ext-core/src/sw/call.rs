@@ -303,10 +303,14 @@ async fn flow(
     wait.stage = Stage::MethodCalled;
     let reported = Cell::new(false);
     let params = call.params.get().to_owned();
+    // A method found just now in a document that already has `invoke`'s copy (it has a
+    // channel, or had one) is called like a known one: over the channel, or by
+    // `invokeInstalled`, not by injecting the whole `invoke` again.
+    let installed = known.is_some() || port::has_copy(tab, seq);
     let work = async {
         match script {
             Some(script) => execute(tab, script).await.map(|e| Envelope::of(&e)),
-            None => invoke(tab, seq, &call.method, params, lane, known.is_some()).await,
+            None => invoke(tab, seq, &call.method, params, lane, installed).await,
         }
     };
     let invoked = watched(work, || {

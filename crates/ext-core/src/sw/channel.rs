@@ -167,6 +167,11 @@ impl Open {
     }
 }
 
+/// Has the tab's document `seq` got `invoke`'s copy (a channel was begun there)?
+pub fn has_copy(tab: TabId, seq: u64) -> bool {
+    with(|s| s.channels.begun(tab, seq))
+}
+
 /// The tab was removed: its port (if any) closes by itself.
 pub fn forget(tab: TabId) {
     with(|s| s.channels.forget(tab));
