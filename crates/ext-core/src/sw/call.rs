@@ -2,9 +2,11 @@
 //!
 //! Runs in: the extension's service worker (wasm). The page side is the plain
 //! JavaScript of `extension/page-world.js`, run by `chrome.scripting.executeScript` in
-//! the page's MAIN world (exempt from the page's CSP; no eval, no inline script). Every
+//! the page's MAIN world (exempt from the page's CSP; no eval, no inline script), or —
+//! in a document that already answered by injection — reached over the document's
+//! channel (`super::channel`). Every
 //! decision (which tab, when ready, when to give up, what an outcome means) comes from
-//! [`crate::tabs`], [`crate::wait`] and [`crate::page`]; every await is raced against a
+//! [`crate::tabs`], [`crate::wait`], [`crate::page`] and [`crate::channel`]; every await is raced against a
 //! watcher so that a cancel, the deadline, a closed tab or a page navigating away ends
 //! the call instead of hanging it.
 
