@@ -223,26 +223,23 @@ async fn send_loop(
                 encode(&ServerFrame::Ping(Ping { seq })).into()
             }
         };
-        tap.frame(&name, Dir::In, &text);
-        if let Err(e) = sink.feed(Message::Text(text)).await {
-            return format!("send failed: {e}");
-        }
         // Frames queued meanwhile (several calls that arrived together) go out in the
         // same write: one wake-up of the browser's network service instead of several.
+        let mut batch = vec![text];
         let mut closing = None;
         while let Ok(next) = outbound.try_recv() {
             match next {
-                Outbound::Frame(text) => {
-                    let text: Utf8Bytes = text.into();
-                    tap.frame(&name, Dir::In, &text);
-                    if let Err(e) = sink.feed(Message::Text(text)).await {
-                        return format!("send failed: {e}");
-                    }
-                }
+                Outbound::Frame(text) => batch.push(text.into()),
                 Outbound::Close(reason) => {
                     closing = Some(reason);
                     break;
                 }
+            }
+        }
+        for text in batch {
+            tap.frame(&name, Dir::In, &text);
+            if let Err(e) = sink.feed(Message::Text(text)).await {
+                return format!("send failed: {e}");
             }
         }
         if let Err(e) = sink.flush().await {

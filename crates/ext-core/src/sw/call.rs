@@ -452,26 +452,11 @@ async fn invoke(
     lane: bool,
     installed: bool,
 ) -> JsResult<Envelope> {
+    if installed && let Some(answered) = over_channel(tab, seq, method, lane, &params_json).await {
+        return answered;
+    }
     let key = port::key();
     if installed {
-        if let Some(reply) = port::ask(tab, seq, method, lane, &params_json) {
-            let text = match reply.await {
-                Reply::Answer(text) => text,
-                Reply::Closed => return Ok(Envelope::Missing),
-            };
-            match channel::parse_answer(&text) {
-                Some((_, Answer::Value(json))) => return Ok(Envelope::Value(json.to_owned())),
-                Some((_, Answer::Failed(error))) => return Ok(Envelope::Failed(error.to_owned())),
-                Some((n, Answer::Stashed)) => {
-                    let func = chrome::TAKE_STASHED.with(Function::clone);
-                    let stash = format!("{key}/{n}");
-                    let envelope = in_page(tab, &func, &[stash.into()]).await?;
-                    return Ok(Envelope::of(&envelope));
-                }
-                // Nothing took it in the page: inject, as before the channel.
-                Some((_, Answer::Missed)) | None => port::failed(tab, seq),
-            }
-        }
         let func = chrome::INVOKE_INSTALLED.with(Function::clone);
         let args = [
             key.as_str().into(),
@@ -493,6 +478,38 @@ async fn invoke(
     )
     .await?;
     Ok(Envelope::of(&envelope))
+}
+
+/// The call over the document's open channel; `None` when it has none or nothing in the
+/// page took the call (then the caller injects, as before the channel).
+async fn over_channel(
+    tab: TabId,
+    seq: u64,
+    method: &str,
+    lane: bool,
+    params_json: &str,
+) -> Option<JsResult<Envelope>> {
+    let text = match port::ask(tab, seq, method, lane, params_json)?.await {
+        Reply::Answer(text) => text,
+        Reply::Closed => return Some(Ok(Envelope::Missing)),
+    };
+    match channel::parse_answer(&text) {
+        Some((_, Answer::Value(json))) => Some(Ok(Envelope::Value(json.to_owned()))),
+        Some((_, Answer::Failed(error))) => Some(Ok(Envelope::Failed(error.to_owned()))),
+        Some((n, Answer::Stashed)) => {
+            let func = chrome::TAKE_STASHED.with(Function::clone);
+            let stash = format!("{}/{n}", port::key());
+            Some(
+                in_page(tab, &func, &[stash.into()])
+                    .await
+                    .map(|e| Envelope::of(&e)),
+            )
+        }
+        Some((_, Answer::Missed)) | None => {
+            port::failed(tab, seq);
+            None
+        }
+    }
 }
 
 /// Runs an ad-hoc script in the tab's MAIN world with `chrome.userScripts.execute` (a

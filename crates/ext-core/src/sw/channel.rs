@@ -92,7 +92,7 @@ pub fn on_connect(port: JsValue) {
     let port: Port = port.unchecked_into();
     let sender = port.sender();
     let tab = get_i32(&get(&sender, "tab"), "id");
-    let expected = channel::parse_port_name(&port.name(), &KEY.with(String::clone));
+    let expected = channel::parse_port_name(&port.name(), &key());
     let number = match expected {
         Some((t, seq)) if tab == Some(t) && get_i32(&sender, "frameId") == Some(0) => {
             with(|s| s.channels.connected(t, seq))
