@@ -23,9 +23,10 @@ def test_quick_benchmark_measures_every_figure(built, tmp_path):
         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"bench failed:\n{run.stdout}\n{run.stderr[-4000:]}"
     out = json.loads(raw.read_text())
-    for figure in ("latency", "throughput", "big", "new_page", "connect", "rss", "wasm",
+    for figure in ("latency", "latency_turns", "throughput", "big", "new_page", "connect", "rss", "wasm",
                    "cpu_connected", "cpu_disconnected", "user_browser"):
         assert figure in out, f"figure {figure} missing:\n{run.stdout}"
     assert out["latency"]["any_http"]["median"] > 0
+    assert out["latency_turns"]["playwright"]["median"] > 0
     assert all(rate > 0 for rate in out["throughput"]["playwright"])
     assert "ratio http" in run.stdout
