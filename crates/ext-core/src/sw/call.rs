@@ -23,6 +23,7 @@ use wasm_bindgen::JsValue;
 
 use super::channel::{self as port, Reply};
 use super::js::{self, JsResult, array, get, now, obj, settle, sleep};
+use super::tick::tick;
 use super::{chrome, error, send, userscripts, with};
 use crate::calls::Outcome;
 use crate::channel::{self, Answer};
@@ -144,14 +145,15 @@ fn report(id: &str, stage: Stage) {
     }
 }
 
-/// Awaits `work` while `check` (looked at every [`POLL_MS`]) has no reason to stop.
+/// Awaits `work` while `check` (looked at on every beat of the shared watch tick, see
+/// [`tick`]) has no reason to stop.
 async fn watched<T>(
     work: impl Future<Output = T>,
     check: impl Fn() -> Option<Stop>,
 ) -> Result<T, Stop> {
     let watcher = async {
         loop {
-            sleep(POLL_MS).await;
+            tick().await;
             if let Some(stop) = check() {
                 return stop;
             }
@@ -296,13 +298,14 @@ async fn flow(
 
     let seq = nav_seq(tab);
     // method_called is recorded now (the extension's own errors carry it) but reported
-    // to the server only when the method still runs at the watcher's first look, after
-    // POLL_MS (no timer of its own): for a call answered sooner, its result says that the
-    // method ran. This spares one WebSocket frame per call (worker → network service →
+    // to the server only when the method still runs at a watcher's look POLL_MS or more
+    // after this (no timer of its own): for a call answered sooner, its result says that
+    // the method ran. This spares one WebSocket frame per call (worker → network service →
     // server) while the injection is in flight — under the 8-page load a call takes
     // ~8 ms, so a shorter delay would still send most of them; see bench/README.md.
     with(|a| a.calls.stage(id, Stage::MethodCalled));
     wait.stage = Stage::MethodCalled;
+    let called = now();
     let reported = Cell::new(false);
     let params = call.params.get().to_owned();
     // A method found just now in a document that already has `invoke`'s copy (it has a
@@ -316,7 +319,8 @@ async fn flow(
         }
     };
     let invoked = watched(work, || {
-        if !reported.replace(true) {
+        if !reported.get() && now() - called >= f64::from(POLL_MS) {
+            reported.set(true);
             report(id, Stage::MethodCalled);
         }
         with(|a| wait::running(now(), a.tabs.get(tab), a.calls.is_cancelled(id), &wait, seq))

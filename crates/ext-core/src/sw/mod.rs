@@ -10,6 +10,7 @@ mod call;
 mod channel;
 mod chrome;
 mod js;
+mod tick;
 mod userscripts;
 
 use std::cell::RefCell;
