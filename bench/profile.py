@@ -11,8 +11,10 @@ duration_s, from the HTTP request to the extension's answer), and — attached t
 extension's service worker with Playwright over CDP — a runtime.Port round trip into the
 page (a connector and MAIN-world end of its own, relaying by DOM events like the
 channel's), `chrome.scripting.executeScript` of a trivial function and `chrome.tabs.get`
-from inside the worker, and a timeline of each call inside the worker (hooks on its
-WebSocket and on executeScript).
+from inside the worker, a timeline of each call inside the worker (hooks on its
+WebSocket and on executeScript), and a Chrome trace (every task of every thread) of N
+calls back to back, read per call: the worker's and the page's tasks and the gaps
+between them, against the caller's send and answer (both on CLOCK_MONOTONIC).
 
     python3 bench/profile.py [--calls 300]
 """
@@ -20,6 +22,7 @@ WebSocket and on executeScript).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import shutil
 import statistics
@@ -150,6 +153,99 @@ def worker_timeline(events):
     ]
 
 
+def trace_segments(events, marks):
+    """A call's path through the browser, from a Chrome trace of calls made back to back:
+    per call (between the caller's send and its answer, on CLOCK_MONOTONIC like the
+    trace's timestamps), the worker's task for the call frame, the page's task (the
+    longest on its main thread) and the worker's task for the answer, and the gaps
+    between them. Returns [(step, median µs)] and the number of calls read."""
+    names = {}
+    for e in events:
+        if e.get("ph") == "M" and e.get("name") in ("process_name", "thread_name"):
+            names[(e["name"], e["pid"], e.get("tid") if e["name"] == "thread_name" else None)] = \
+                e["args"]["name"]
+
+    def where(e):
+        process = names.get(("process_name", e["pid"], None), "")
+        thread = names.get(("thread_name", e["pid"], e["tid"]), "")
+        if process == "Extension Renderer" and thread == "ServiceWorker thread":
+            return "worker"
+        if process == "Renderer" and thread == "CrRendererMain":
+            return "page"
+        return None
+
+    tasks = sorted((e for e in events if e.get("ph") == "X"
+                    and e.get("name") == "ThreadControllerImpl::RunTask"
+                    and e.get("dur", 0) > 20 and where(e)), key=lambda e: e["ts"])
+    starts = [e["ts"] for e in tasks]
+    steps = {k: [] for k in SEGMENTS}
+    for sent, answered in marks:
+        a, b = sent * 1e6, answered * 1e6
+        inside = tasks[bisect.bisect_left(starts, a):bisect.bisect_right(starts, b)]
+        worker = [e for e in inside if where(e) == "worker"]
+        page = [e for e in inside if where(e) == "page"]
+        if not worker or not page:
+            continue
+        call_in = worker[0]
+        in_page = max(page, key=lambda e: e["dur"])
+        after = [e for e in worker if e["ts"] > in_page["ts"]]
+        if not after or call_in["ts"] > in_page["ts"]:
+            continue
+        answer = max(after, key=lambda e: e["dur"])
+        for key, value in zip(SEGMENTS, (
+                call_in["ts"] - a, call_in["dur"],
+                in_page["ts"] - call_in["ts"] - call_in["dur"], in_page["dur"],
+                answer["ts"] - in_page["ts"] - in_page["dur"], answer["dur"],
+                b - answer["ts"] - answer["dur"], b - a)):
+            steps[key].append(value)
+    n = len(steps[SEGMENTS[-1]])
+    return [(k, statistics.median(v) if v else float("nan")) for k, v in steps.items()], n
+
+
+SEGMENTS = (
+    "sent → the worker's task for the call frame (HTTP, server, network service)",
+    "  the worker's task: call frame → port message to the page",
+    "  → the page's task (the browser process relays the port message)",
+    "  the page's task: connector → method → answer on the port",
+    "  → the worker's task for the answer (the browser process relays)",
+    "  the worker's task: answer → WebSocket send",
+    "  → the caller has the answer (network service, server, HTTP, Python)",
+    "total (tracing slows the browser's side)",
+)
+
+
+def trace_calls(browser, port, page, n):
+    """Traces `n` calls made back to back (Chrome's `toplevel` category: every task of
+    every thread) and reads each call's path with `trace_segments`."""
+    cdp = browser.new_browser_cdp_session()
+    cdp.send("Tracing.start", {"traceConfig": {"includedCategories": ["toplevel"]},
+                               "transferMode": "ReturnAsStream"})
+    api = bench.Api(port)
+    for i in range(20):
+        api.call(page, "small", {"n": i})
+    marks = []
+    for i in range(n):
+        t = time.monotonic()
+        api.call(page, "small", {"n": i})
+        marks.append((t, time.monotonic()))
+    api.close()
+    done = {}
+    cdp.on("Tracing.tracingComplete", lambda event: done.update(event))
+    cdp.send("Tracing.end")
+    while not done:
+        cdp.send("Browser.getVersion")  # lets the sync API deliver the event
+        time.sleep(0.05)
+    chunks = []
+    while True:
+        got = cdp.send("IO.read", {"handle": done["stream"], "size": 1 << 20})
+        chunks.append(got["data"])
+        if got.get("eof"):
+            break
+    cdp.send("IO.close", {"handle": done["stream"]})
+    data = json.loads("".join(chunks))
+    return trace_segments(data["traceEvents"] if isinstance(data, dict) else data, marks)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--any", type=Path, default=bench.ROOT / "target" / "release" / "any")
@@ -223,6 +319,7 @@ def main(argv=None):
             es = sw.evaluate(SW_TIMING, ["executeScript", tab, opts.calls])
             tg = sw.evaluate(SW_TIMING, ["tabsGet", tab, opts.calls])
             pt = sw.evaluate(PORT_TIMING, [tab, opts.calls])
+            segments, traced = trace_calls(browser, srv.port, page, opts.calls)
             browser.close()
 
         med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
@@ -251,6 +348,9 @@ def main(argv=None):
         print(f"inside the worker, {n} calls (means, ms; {with_progress} sent a progress frame)")
         for name, v in timeline[3]:
             print(f"  {name:<86} {v:6.2f}")
+        print(f"a call's path, from a Chrome trace ({traced} calls back to back, medians, µs)")
+        for name, v in segments:
+            print(f"  {name:<86} {v:6.0f}")
         print(f"  p99: caller {bench.pct(client, .99) * 1000:.2f}, server "
               f"{bench.pct(server, .99) * 1000:.2f}, port {pt['p99']:.2f}, "
               f"executeScript {es['p99']:.2f}")
