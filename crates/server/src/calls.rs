@@ -203,9 +203,10 @@ impl Hub {
             hub: self.clone(),
             id: Some(id.clone()),
         };
+        // One info line per call, when it ends (`finish`); the steps before are debug.
         match &label {
-            Some(label) => tracing::info!(call = %id, "queued: {what} (browser {label:?})"),
-            None => tracing::info!(call = %id, "queued: {what}"),
+            Some(label) => tracing::debug!(call = %id, "queued: {what} (browser {label:?})"),
+            None => tracing::debug!(call = %id, "queued: {what}"),
         }
 
         // Wait (bounded) for an extension that matches, then dispatch.
@@ -329,7 +330,7 @@ impl Hub {
             self.finish(id, Err(body), ServerReason::Answered);
             return Dispatch::Gone;
         }
-        tracing::info!(call = %id, "dispatched to {}", ext.describe());
+        tracing::debug!(call = %id, "dispatched to {}", ext.describe());
         task.state = TaskState::Dispatched { conn };
         task.conn_name = Some(ext.name.clone());
         ext.calls.insert(id.clone());
@@ -360,6 +361,12 @@ impl Hub {
             }
         }
         let elapsed = task.accepted.elapsed();
+        let what = format!(
+            "{} on {} ({})",
+            task.method,
+            task.page,
+            task.conn_name.as_deref().unwrap_or("no extension")
+        );
         inner.remember(FinishedCall {
             id: id.clone(),
             page: task.page,
@@ -371,12 +378,16 @@ impl Hub {
             dropped_answers: 0,
         });
         drop(inner);
-        let elapsed_ms = elapsed.as_millis();
+        let ms = elapsed.as_secs_f64() * 1000.0;
         match &outcome {
-            Ok(_) => tracing::info!(call = %id, elapsed_ms, "completed"),
-            Err(e) => {
-                tracing::info!(call = %id, elapsed_ms, "failed with {} ({}): {}", e.code, e.name, e.message)
-            }
+            Ok(_) => tracing::info!(call = %id, "{what}: completed in {ms:.1} ms"),
+            Err(e) => tracing::info!(
+                call = %id,
+                "{what}: failed in {ms:.1} ms with {} ({}): {}",
+                e.code,
+                e.name,
+                e.message
+            ),
         }
         // The caller may have gone (dropped its receiver); the outcome is logged above.
         let _ = task.reply.send(outcome);
