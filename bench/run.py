@@ -373,7 +373,7 @@ def fig_latency(opts, any_side, pw, out):
         timings = {name: Timings() for name, _ in drivers}
         for _ in range(opts.repeats):
             samples = {name: [] for name, _ in drivers}
-            for r in range(n // block):
+            for r in range(max(1, n // block)):
                 for k in range(len(drivers)):
                     name, fn = drivers[(r + k) % len(drivers)]
                     for j in range(block):
@@ -876,7 +876,8 @@ def main(argv=None):
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--json", type=Path, help="also write the raw numbers here")
     ap.add_argument("--only", default="", help="comma-separated figures (1..7) to run")
-    ap.add_argument("--calls", type=int, help="calls per repeat of figure 1")
+    ap.add_argument("--calls", type=int,
+                    help="calls per driver and repeat of figure 1 (in blocks of 10 in a loop)")
     opts = ap.parse_args(argv)
     ANY_NAMES.add(opts.any.name)
     TOKEN_BIN[0] = opts.any
