@@ -39,7 +39,9 @@ pub fn tick() -> Tick {
 }
 
 pub struct Tick {
-    /// The beat count when first polled: ready once it has grown.
+    /// The beat count when first polled: ready once it has grown. Its waker is in the
+    /// waiting list from then until that beat (a select polls it again whenever the
+    /// work beside it wakes; it is not added twice).
     after: Option<u64>,
 }
 
@@ -51,7 +53,7 @@ impl Future for Tick {
             let mut b = b.borrow_mut();
             match self.after {
                 Some(count) if b.count > count => return Poll::Ready(()),
-                Some(_) => {}
+                Some(_) => return Poll::Pending,
                 None => self.after = Some(b.count),
             }
             b.waiting.push(cx.waker().clone());
