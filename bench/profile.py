@@ -159,31 +159,29 @@ def trace_segments(events, marks):
     trace's timestamps), the worker's task for the call frame, the page's task (the
     longest on its main thread) and the worker's task for the answer, and the gaps
     between them. Returns [(step, median µs)] and the number of calls read."""
-    names = {}
+    processes, threads = {}, {}
     for e in events:
-        if e.get("ph") == "M" and e.get("name") in ("process_name", "thread_name"):
-            names[(e["name"], e["pid"], e.get("tid") if e["name"] == "thread_name" else None)] = \
-                e["args"]["name"]
+        if e.get("ph") == "M" and e.get("name") == "process_name":
+            processes[e["pid"]] = e["args"]["name"]
+        elif e.get("ph") == "M" and e.get("name") == "thread_name":
+            threads[(e["pid"], e["tid"])] = e["args"]["name"]
+    roles = {("Extension Renderer", "ServiceWorker thread"): "worker",
+             ("Renderer", "CrRendererMain"): "page"}
 
-    def where(e):
-        process = names.get(("process_name", e["pid"], None), "")
-        thread = names.get(("thread_name", e["pid"], e["tid"]), "")
-        if process == "Extension Renderer" and thread == "ServiceWorker thread":
-            return "worker"
-        if process == "Renderer" and thread == "CrRendererMain":
-            return "page"
-        return None
-
-    tasks = sorted((e for e in events if e.get("ph") == "X"
-                    and e.get("name") == "ThreadControllerImpl::RunTask"
-                    and e.get("dur", 0) > 20 and where(e)), key=lambda e: e["ts"])
-    starts = [e["ts"] for e in tasks]
+    # (start, role, task) of every task over 20 µs on the worker's or a page's thread.
+    tasks = sorted(((e["ts"], role, e) for e in events
+                    if e.get("ph") == "X" and e.get("name") == "ThreadControllerImpl::RunTask"
+                    and e.get("dur", 0) > 20
+                    and (role := roles.get((processes.get(e["pid"]),
+                                            threads.get((e["pid"], e["tid"])))))),
+                   key=lambda t: t[0])
+    starts = [start for start, _, _ in tasks]
     steps = {k: [] for k in SEGMENTS}
     for sent, answered in marks:
         a, b = sent * 1e6, answered * 1e6
         inside = tasks[bisect.bisect_left(starts, a):bisect.bisect_right(starts, b)]
-        worker = [e for e in inside if where(e) == "worker"]
-        page = [e for e in inside if where(e) == "page"]
+        worker = [e for _, role, e in inside if role == "worker"]
+        page = [e for _, role, e in inside if role == "page"]
         if not worker or not page:
             continue
         call_in = worker[0]
