@@ -31,6 +31,15 @@ def browser_command_line(browser) -> list[str]:
     raise AssertionError(f"no Chromium runs on {browser.profile}\n{browser.tail()}")
 
 
+def start_and_connect(server, browser, how: str) -> None:
+    """Starts `browser` and waits for its extension on `server`; prints how long that took."""
+    started = time.monotonic()
+    browser.start()
+    connected = server.wait_extension()
+    print(f"\n{how}: extension connected {(connected - started) * 1000:.0f} ms "
+          f"after `any browser` started")
+
+
 def test_extension_loaded_through_devtools_connects_and_serves_a_call(stack, pages):
     server = stack.server()
     server.start()
@@ -39,11 +48,7 @@ def test_extension_loaded_through_devtools_connects_and_serves_a_call(stack, pag
     # A DevToolsActivePort left by an earlier run names a dead port: it must not be used.
     (profile / "DevToolsActivePort").write_text("1\n/devtools/browser/stale\n")
     browser = stack.browser(server.port, profile=profile, args=("--load-with", "cdp"))
-    started = time.monotonic()
-    browser.start()
-    connected = server.wait_extension()
-    print(f"\n--load-with cdp: extension connected {(connected - started) * 1000:.0f} ms "
-          f"after `any browser` started")
+    start_and_connect(server, browser, "--load-with cdp")
 
     args = browser_command_line(browser)
     # (Debian's chromium wrapper adds a `--load-extension=` of its own, for its packaged
@@ -78,11 +83,7 @@ def test_auto_keeps_load_extension_for_debian_chromium(stack):
     server = stack.server()
     server.start()
     browser = stack.browser(server.port)
-    started = time.monotonic()
-    browser.start()
-    connected = server.wait_extension()
-    print(f"\n--load-with auto (flag here): extension connected "
-          f"{(connected - started) * 1000:.0f} ms after `any browser` started")
+    start_and_connect(server, browser, "--load-with auto (flag here)")
     args = browser_command_line(browser)
     assert f"--load-extension={browser.profile / 'any-extension'}" in args, args
     assert not any(arg.startswith("--remote-debugging") for arg in args), args
