@@ -279,7 +279,7 @@ class CpuProfile:
                 if os.path.basename(table[p][1][0].decode(errors="replace")) in ANY_NAMES:
                     side = "any"
                 p = table[p][0]
-            if p != me:
+            if p != me or pid == me:  # this process is counted below, as the callers'
                 continue
             out[pid] = (side or "playwright", role(args), cpu)
         return out
