@@ -7,7 +7,9 @@ Runs in the pytest process; bench/run.py runs as a child process (about 30 s).
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -30,3 +32,19 @@ def test_quick_benchmark_measures_every_figure(built, tmp_path):
     assert out["latency_turns"]["playwright"]["median"] > 0
     assert all(rate > 0 for rate in out["throughput"]["playwright"])
     assert "ratio http" in run.stdout
+
+
+def test_cpu_profile_counts_the_children_not_the_benchmark_itself():
+    """The callers' own CPU is reported once, as "python (this process, clients)": the
+    benchmark's process must not also appear as one of the browsers' processes."""
+    spec = importlib.util.spec_from_file_location("any_bench_run", ROOT / "bench" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        snapshot = bench.CpuProfile._snap()
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid in snapshot
+    assert os.getpid() not in snapshot
