@@ -387,7 +387,30 @@ def fig_latency(opts, any_side, pw, out):
         out[key] = timings
 
 
-def fig_throughput(opts, any_side, pw, out):
+async def async_window(call, pages, secs):
+    """Figure 2's window for an asyncio driver: calls/s of `call(k, n)` (a coroutine: call
+    number n on page k) with one call in flight on each of `pages` pages for `secs`,
+    after the same warm-up as `any_http_run`'s (one call on every page at once, twice).
+    Leaves the window's CPU profile on PROFILES."""
+    for _ in range(2):
+        await asyncio.gather(*(call(k, 0) for k in range(pages)))
+    counts = [0] * pages
+    stop_at = time.perf_counter() + secs
+
+    async def worker(k):
+        while time.perf_counter() < stop_at:
+            await call(k, counts[k])
+            counts[k] += 1
+
+    prof = CpuProfile()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(pages)))
+    rate = sum(counts) / (time.perf_counter() - t0)
+    PROFILES.append(prof.stop())
+    return rate
+
+
+def fig_throughput(opts, any_side, out):
     pages = [any_side.pages.url(f"?tp={k}") for k in range(8)]
     secs = opts.tp_seconds
 
@@ -398,7 +421,7 @@ def fig_throughput(opts, any_side, pw, out):
         # front (two calls at once in one window would leave one page hidden, see
         # README); measured sequentially, that one-off setup of 7 windows fell inside
         # the first timed repeat (quick runs: 358-528 calls/s against ~1000 settled).
-        # Playwright's window warms up the same way (`PlaywrightPages.run_window`).
+        # The asyncio drivers' windows warm up the same way (`async_window`).
         for _ in range(2):
             warm = [threading.Thread(target=api.call, args=(page, "small", {"n": 0}))
                     for api, page in zip(apis, pages)]
@@ -431,27 +454,13 @@ def fig_throughput(opts, any_side, pw, out):
         async def go():
             async with any_browser.AsyncClient(port=any_side.server.port, autostart=False,
                                                timeout=120) as c:
-                for _ in range(2):  # as any_http_run's warm-up
-                    await asyncio.gather(*(c.call(pg, "small", {"n": 0}) for pg in pages))
-                counts = [0] * len(pages)
-                stop_at = time.perf_counter() + secs
-
-                async def worker(k):
-                    while time.perf_counter() < stop_at:
-                        await c.call(pages[k], "small", {"n": counts[k]})
-                        counts[k] += 1
-
-                prof = CpuProfile()
-                t0 = time.perf_counter()
-                await asyncio.gather(*(worker(k) for k in range(len(pages))))
-                rate = sum(counts) / (time.perf_counter() - t0)
-                PROFILES.append(prof.stop())
-                return rate
+                return await async_window(
+                    lambda k, n: c.call(pages[k], "small", {"n": n}), len(pages), secs)
         return in_thread(lambda: asyncio.run(go()))
 
     rates = {"any_http": [], "any_python": [], "playwright": []}
     profiles = {}
-    pw_pages = pw.pages_for_throughput(pages)
+    pw_pages = PlaywrightPages(opts, pages)
     try:
         runs = (("any_http", any_http_run), ("any_python", any_async_run),
                 ("playwright", lambda: pw_pages.window(secs)))
@@ -687,6 +696,12 @@ def fig_user_browser(opts, tmp, pages, out):
 # ---------------------------------------------------------------- Playwright
 
 
+def playwright_launch(opts):
+    """How both of Playwright's browsers are launched: the Debian Chromium, headless."""
+    return {"executable_path": opts.chromium, "headless": True,
+            "args": ["--no-sandbox", "--disable-gpu"]}
+
+
 class PlaywrightSide:
     """The same Chromium under Playwright (sync API for sequential figures)."""
 
@@ -694,8 +709,7 @@ class PlaywrightSide:
         from playwright.sync_api import sync_playwright
         self.opts = opts
         self.pw = sync_playwright().start()
-        self.browser = self.pw.chromium.launch(executable_path=opts.chromium, headless=True,
-                                               args=["--no-sandbox", "--disable-gpu"])
+        self.browser = self.pw.chromium.launch(**playwright_launch(opts))
         self.context = self.browser.new_context()
         self.page = None
 
@@ -717,10 +731,6 @@ class PlaywrightSide:
         assert r["n"] == n
         page.close()
         return took
-
-    def pages_for_throughput(self, urls):
-        """Figure 2's pages, open for the whole figure (see `PlaywrightPages`)."""
-        return PlaywrightPages(self.opts, urls)
 
     def stop(self):
         try:
@@ -746,9 +756,7 @@ class PlaywrightPages:
     async def open(self, opts, urls):
         from playwright.async_api import async_playwright
         self.pw = await async_playwright().start()
-        self.browser = await self.pw.chromium.launch(executable_path=opts.chromium,
-                                                     headless=True,
-                                                     args=["--no-sandbox", "--disable-gpu"])
+        self.browser = await self.pw.chromium.launch(**playwright_launch(opts))
         context = await self.browser.new_context()
         self.pages = []
         for u in urls:
@@ -757,30 +765,11 @@ class PlaywrightPages:
             self.pages.append(page)
 
     def window(self, secs):
-        """Calls/s with one call in flight on each page for `secs`, after the same warm-up
-        as `any`'s window: one call on every page at once, twice."""
-        return self.do(self.run_window(secs))
-
-    async def run_window(self, secs):
+        """Calls/s with one call in flight on each page for `secs` (`async_window`)."""
         def small(k, n):
             return self.pages[k].evaluate("p => globalThis.__any__.small(p)", {"n": n})
 
-        for _ in range(2):
-            await asyncio.gather(*(small(k, 0) for k in range(len(self.pages))))
-        counts = [0] * len(self.pages)
-        stop_at = time.perf_counter() + secs
-
-        async def worker(k):
-            while time.perf_counter() < stop_at:
-                await small(k, counts[k])
-                counts[k] += 1
-
-        prof = CpuProfile()
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(len(self.pages))))
-        rate = sum(counts) / (time.perf_counter() - t0)
-        PROFILES.append(prof.stop())
-        return rate
+        return self.do(async_window(small, len(self.pages), secs))
 
     def close(self):
         async def shut():
@@ -960,7 +949,7 @@ def main(argv=None):
         if want(1):
             step("1 latency", fig_latency, opts, any_side, pw, out)
         if want(2):
-            step("2 throughput", fig_throughput, opts, any_side, pw, out)
+            step("2 throughput", fig_throughput, opts, any_side, out)
         if want(3):
             step("3 big results", fig_big, opts, any_side, pw, out)
         if want(4):
