@@ -49,6 +49,10 @@ pub struct Tab {
     /// was at then: a tab that was redirected (`http:` → `https:`, `/` → `/home`) is
     /// still "at" the page it was opened for, as long as it has not navigated since.
     pub served: Option<(String, u64)>,
+    /// The navigation the busy call's method (or script) runs in, once it runs: if the
+    /// tab has navigated since when the call ends, the page navigated away under it, and
+    /// the tab is no longer at the page the call asked for.
+    pub ran_in: Option<u64>,
     /// Methods a probe found in this tab's current document (name, via the lane, at
     /// `nav_seq`): a later call to one of them skips the probe and invokes at once.
     pub found: Vec<(String, bool, u64)>,
@@ -68,6 +72,7 @@ impl Tab {
             busy: None,
             closed: false,
             served: None,
+            ran_in: None,
             found: Vec::new(),
             window: None,
             active: false,
@@ -274,13 +279,22 @@ impl Tabs {
         }
     }
 
-    /// The call, which asked for `page`, is done with the tab.
+    /// The busy call starts its method (or script) in the tab's current document.
+    pub fn running(&mut self, id: TabId) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.ran_in = Some(t.nav_seq);
+        }
+    }
+
+    /// The call, which asked for `page`, is done with the tab. The tab is still "at"
+    /// `page` unless it navigated while the method ran (page code left the page).
     pub fn release(&mut self, id: TabId, call: &str, page: &str) {
         if let Some(t) = self.tabs.get_mut(&id)
             && t.busy.as_deref() == Some(call)
         {
             t.busy = None;
-            if matches!(t.nav, Nav::Complete | Nav::Interactive) {
+            let left = t.ran_in.take().is_some_and(|seq| seq != t.nav_seq);
+            if matches!(t.nav, Nav::Complete | Nav::Interactive) && !left {
                 t.served = Some((normalize_url(page), t.nav_seq));
             }
             if t.closed {
@@ -441,6 +455,38 @@ mod tests {
         assert_eq!(
             tabs.choose("http://h:1/", TabPolicy::Reuse, "c3"),
             Choice::Open
+        );
+    }
+
+    #[test]
+    fn a_tab_that_navigated_away_under_its_call_is_not_reused_for_the_page() {
+        let mut tabs = Tabs::default();
+        loaded(&mut tabs, 7, "http://h:1/a", "c1");
+        assert_eq!(
+            tabs.choose("http://h:1/a", TabPolicy::Reuse, "c2"),
+            Choice::Reuse(7)
+        );
+        tabs.running(7);
+        // The method sends the page elsewhere; that page has loaded by the time the call
+        // ends (its failure waits a moment for the navigation events).
+        tabs.before_navigate(7, "http://h:1/b");
+        tabs.committed(7, "http://h:1/b");
+        tabs.completed(7, "http://h:1/b");
+        tabs.release(7, "c2", "http://h:1/a");
+        assert_eq!(
+            tabs.choose("http://h:1/a", TabPolicy::Reuse, "c3"),
+            Choice::Open
+        );
+        // It is reused for the page it is at.
+        assert_eq!(
+            tabs.choose("http://h:1/b", TabPolicy::Reuse, "c4"),
+            Choice::Reuse(7)
+        );
+        tabs.running(7);
+        tabs.release(7, "c4", "http://h:1/b");
+        assert_eq!(
+            tabs.choose("http://h:1/b", TabPolicy::Reuse, "c5"),
+            Choice::Reuse(7)
         );
     }
 

@@ -303,7 +303,10 @@ async fn flow(
     // the method ran. This spares one WebSocket frame per call (worker → network service →
     // server) while the injection is in flight — under the 8-page load a call takes
     // ~8 ms, so a shorter delay would still send most of them; see bench/README.md.
-    with(|a| a.calls.stage(id, Stage::MethodCalled));
+    with(|a| {
+        a.calls.stage(id, Stage::MethodCalled);
+        a.tabs.running(tab);
+    });
     wait.stage = Stage::MethodCalled;
     let called = now();
     let reported = Cell::new(false);
