@@ -2,21 +2,26 @@
 
 Runs in the pytest process; drives `any serve --allow-scripts --scripts-dir DIR`,
 `any browser --headless` (whose profile has "Allow User Scripts" on), the `any scripts`
-and `any run` commands, and the strict-CSP test page. One server and browser serve the
+and `any run` commands, the Python `AsyncClient`, and the strict-CSP test page. One server and browser serve the
 module; the "off" case has its own browser with the switch preset to off.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from any_e2e import Stack, http_json
+from any_e2e import ROOT, Stack, http_json
+
+sys.path.insert(0, str(ROOT / "clients" / "python" / "src"))
+import any_browser  # noqa: E402
 
 # A userscript as a user would write it: it defines a method on the page's own
 # globalThis.__any__, and reports what the page's CSP allows (eval must stay blocked).
@@ -134,6 +139,33 @@ def test_removing_a_script_removes_the_method_after_reload(hosting, pages, tmp_p
 
     code, _, err = any_cli(any_bin, server.port, "scripts", "remove", NAME)
     assert code == 12 and f'no hosted userscript is named "{NAME}"' in err, (code, err)
+
+
+def test_the_python_asyncio_client_hosts_a_script_and_runs_one(hosting, pages, tmp_path):
+    server, scripts, _ = hosting
+    file = tmp_path / "hosted.user.js"
+    file.write_text(HOSTED)
+    page = f"{pages}/csp.html?python"
+
+    async def steps():
+        async with any_browser.AsyncClient(server.port, autostart=False, timeout=20) as c:
+            added = await c.scripts.add(file)
+            info, title = await asyncio.gather(
+                c.call(page, "hostedInfo", {"word": "from python"}, new_tab=True),
+                c.run(page, "return document.title;", new_tab=True),
+            )
+            listed = [s.name for s in await c.scripts.list()]
+            removed = await c.scripts.remove(NAME)
+            return added, info, title, listed, removed
+
+    added, info, title, listed, removed = asyncio.run(steps())
+    assert (added.name, added.enabled, added.matches) == (NAME, True, ("http://127.0.0.1/*",))
+    assert added.file == str(scripts / "e2e_hosted.user.js")
+    assert (info["title"], info["word"], info["evalBlocked"]) == (
+        "any strict CSP page", "from python", True), info
+    assert title == "any strict CSP page"
+    assert NAME in listed
+    assert removed.name == NAME and not (scripts / "e2e_hosted.user.js").exists()
 
 
 def test_a_bad_header_is_refused_naming_the_line(hosting, tmp_path):

@@ -1,11 +1,12 @@
-"""`Client.scripts` (the server's hosted userscripts) and `Client.run` (ad-hoc scripts)
-against the real `any serve` and the `fake-extension` peer, which answers a script with
-``{"ran": <script>}`` and announces no ``user_scripts`` capability (so the server warns
-that "Allow User Scripts" is off there).
+"""`Client.scripts` (the server's hosted userscripts) and `Client.run` (ad-hoc scripts),
+and the same on `AsyncClient`, against the real `any serve` and the `fake-extension`
+peer, which answers a script with ``{"ran": <script>}`` and announces no
+``user_scripts`` capability (so the server warns that "Allow User Scripts" is off there).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -90,3 +91,61 @@ def test_run_is_refused_without_allow_scripts(server: Server) -> None:
         client.run(PAGE, "return 1;")
     assert caught.value.code == "scripts_disabled"
     assert caught.value.status == 403
+
+
+# ------------------------------------------------------------- the asyncio client
+
+
+def test_async_scripts_add_list_disable_enable_remove(scripting, tmp_path, caplog) -> None:
+    srv, scripts = scripting
+    file = tmp_path / "py.user.js"
+    file.write_text(SCRIPT.replace("py hosted", "py async"))
+
+    async def steps() -> list:
+        async with any_browser.AsyncClient(srv.port, autostart=False) as c:
+            added = await c.scripts.add(file)
+            warned = list(c.scripts.warnings)
+            listed = [s.name for s in await c.scripts.list()]
+            disabled = (await c.scripts.disable("py async")).enabled
+            on_disk = (scripts / "py_async.user.js.disabled").exists()
+            enabled = (await c.scripts.enable("py async")).enabled
+            removed = (await c.scripts.remove("py async")).name
+            left = await c.scripts.list()
+            with pytest.raises(any_browser.BadRequest, match='no hosted userscript is named "py async"'):
+                await c.scripts.remove("py async")
+            return [added.name, added.exclude_globs, warned, listed, disabled, on_disk,
+                    enabled, removed, left]
+
+    with caplog.at_level(logging.WARNING, logger="any_browser"):
+        got = asyncio.run(steps())
+    assert got[:2] == ["py async", ("*logout*",)]
+    assert any("Allow User Scripts" in w for w in got[2]) and "Allow User Scripts" in caplog.text
+    assert got[3:] == [["py async"], False, True, True, "py async", []]
+
+
+def test_async_a_bad_header_raises_bad_request_naming_the_line(scripting, tmp_path) -> None:
+    srv, _ = scripting
+    file = tmp_path / "bad.user.js"
+    file.write_text(SCRIPT.replace("@run-at      document-end", "@run-at      whenever"))
+
+    async def add() -> None:
+        async with any_browser.AsyncClient(srv.port, autostart=False) as c:
+            await c.scripts.add(file)
+
+    with pytest.raises(any_browser.BadRequest, match='line 7: @run-at "whenever" is not supported'):
+        asyncio.run(add())
+
+
+def test_async_run_returns_the_script_result_or_scripts_disabled(scripting, server: Server) -> None:
+    srv, _ = scripting
+
+    async def run(port: int, script: str):
+        async with any_browser.AsyncClient(port, autostart=False) as c:
+            return await c.run(PAGE, script, timeout=5)
+
+    assert asyncio.run(run(srv.port, "return 1;")) == {"ran": "return 1;"}
+    with pytest.raises(any_browser.ScriptsDisabled, match="--allow-scripts") as caught:
+        asyncio.run(run(server.port, "return 1;"))
+    assert caught.value.status == 403
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        asyncio.run(any_browser.AsyncClient(srv.port, autostart=False).run(PAGE, "return 1;", timeout=0))

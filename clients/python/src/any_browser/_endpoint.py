@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _http, _server
-from .api import CallRequest, Status, call_result
+from .api import CallRequest, RunRequest, Status, call_result
 from .errors import AnyError, BadRequest, ServerUnavailable, from_failure
 
 DEFAULT_PORT = 8765
@@ -76,6 +76,26 @@ class Endpoint:
             body = request.to_json()
         except (TypeError, ValueError) as e:
             raise BadRequest(f"the params of {method!r} cannot be sent as JSON: {e}") from e
+        return body, timeout + HTTP_GRACE_S
+
+    def _run_request(
+        self,
+        page: str,
+        script: str,
+        timeout: float | None,
+        browser: str | None,
+        new_tab: bool,
+    ) -> tuple[bytes, float]:
+        """The `POST /v1/run` body and how long to wait for its answer."""
+        timeout = self.timeout if timeout is None else timeout
+        _check_timeout(timeout)
+        body = RunRequest(
+            page=page,
+            script=script,
+            timeout_ms=round(timeout * 1000),
+            browser=browser,
+            new_tab=new_tab,
+        ).to_json()
         return body, timeout + HTTP_GRACE_S
 
     def _call_answer(self, status: int, body: bytes) -> Any:

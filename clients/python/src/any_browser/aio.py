@@ -16,6 +16,7 @@ from typing import Any
 
 from . import _http, _server, _token
 from ._endpoint import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_S, QUICK_TIMEOUT_S, Endpoint
+from ._scripts import AsyncScripts
 from .api import Status
 
 
@@ -24,9 +25,9 @@ class AsyncClient(Endpoint):
 
     ``async with AsyncClient() as c: await asyncio.gather(*(c.call(u, "pageInfo") for u in urls))``
 
-    Takes the same arguments as `Client`. Keeps connections alive between calls (in the
-    event loop that opened them); leaving the ``async with`` block, or `aclose()`, closes
-    them.
+    Takes the same arguments as `Client` and has the same `call`, `run`, `status` and
+    `scripts`, awaited. Keeps connections alive between calls (in the event loop that
+    opened them); leaving the ``async with`` block, or `aclose()`, closes them.
     """
 
     def __init__(
@@ -41,6 +42,9 @@ class AsyncClient(Endpoint):
         super().__init__(port, host, autostart=autostart, binary=binary, timeout=timeout)
         self._starting: asyncio.Lock | None = None
         self._pool = _http.AsyncPool(host, port)
+        self.scripts = AsyncScripts(self)
+        """The userscripts the server hosts: ``await c.scripts.add("my.user.js")``,
+        `.list()`, `.remove(name)`, `.enable(name)`, `.disable(name)`."""
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -70,6 +74,20 @@ class AsyncClient(Endpoint):
         """Runs `globalThis.__any__[method](params)` on `page`; see `Client.call`."""
         body, http_timeout = self._call_request(page, method, params, timeout, browser, new_tab)
         return self._call_answer(*await self._request("POST", "/v1/call", body, http_timeout))
+
+    async def run(
+        self,
+        page: str,
+        script: str,
+        *,
+        timeout: float | None = None,
+        browser: str | None = None,
+        new_tab: bool = False,
+    ) -> Any:
+        """Runs `script` (the body of an async function) in the page's main world at
+        `page`; see `Client.run` (needs ``any serve --allow-scripts``)."""
+        body, http_timeout = self._run_request(page, script, timeout, browser, new_tab)
+        return self._call_answer(*await self._request("POST", "/v1/run", body, http_timeout))
 
     async def status(self) -> Status:
         """The server's version, its connected extensions and its unanswered calls."""

@@ -14,16 +14,9 @@ import threading
 from typing import Any
 
 from . import _http, _server, _token
-from ._endpoint import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    DEFAULT_TIMEOUT_S,
-    HTTP_GRACE_S,
-    QUICK_TIMEOUT_S,
-    Endpoint,
-)
+from ._endpoint import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_S, QUICK_TIMEOUT_S, Endpoint
 from ._scripts import Scripts
-from .api import RunRequest, Status
+from .api import Status
 
 
 class Client(Endpoint):
@@ -96,17 +89,8 @@ class Client(Endpoint):
         any extension is off). Errors and encoding rules are those of `call`; a script
         that is not valid JavaScript raises `PageError` with name ``SyntaxError``.
         """
-        timeout = self.timeout if timeout is None else timeout
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        body = RunRequest(
-            page=page,
-            script=script,
-            timeout_ms=round(timeout * 1000),
-            browser=browser,
-            new_tab=new_tab,
-        ).to_json()
-        return self._call_answer(*self._request("POST", "/v1/run", body, timeout + HTTP_GRACE_S))
+        body, http_timeout = self._run_request(page, script, timeout, browser, new_tab)
+        return self._call_answer(*self._request("POST", "/v1/run", body, http_timeout))
 
     def status(self) -> Status:
         """The server's version, its connected extensions and its unanswered calls."""
