@@ -23,11 +23,21 @@ export function connect(name, key) {
     if (typeof event.detail === "string") port.postMessage(event.detail);
   };
   document.addEventListener(answerEvent, onAnswer);
+  // document.open() removes every listener of the document, in every world, and replaces
+  // its children. A call running in the MAIN world at that moment still answers, so this
+  // end listens again: an observer is not a listener, and it sees the children go
+  // (adding the same listener twice is a no-op).
+  const rearm = new MutationObserver(() => document.addEventListener(answerEvent, onAnswer));
+  rearm.observe(document, { childList: true });
   port.onMessage.addListener((text) => {
     if (typeof text !== "string" || offer(text)) return;
-    // Nobody took it (document.open() clears listeners): the worker injects instead.
+    // Nobody took it (document.open() cleared the MAIN world's end): the worker injects
+    // instead.
     port.postMessage(`${text.slice(0, text.indexOf("\n"))} missed\n`);
   });
-  port.onDisconnect.addListener(() => document.removeEventListener(answerEvent, onAnswer));
+  port.onDisconnect.addListener(() => {
+    rearm.disconnect();
+    document.removeEventListener(answerEvent, onAnswer);
+  });
   return true;
 }

@@ -84,3 +84,23 @@ def test_navigating_away_under_a_channel_call_fails_promptly(shared, pages):
     # The page is opened again, and its new document gets a channel of its own.
     answers = until_channel(shared, page)
     assert answers[0]["via"] == "injection"
+
+
+def test_a_page_that_reopens_its_document_during_a_channel_call_still_answers(shared, pages):
+    page = f"{pages}/channel.html?during"
+    answers = until_channel(shared, page)
+    # reopenDuring is called over the channel once a probe has found it.
+    shared.call(page, "via", {"n": 0})
+    started = time.monotonic()
+    result = shared.call(page, "reopenDuring", {"title": "reopened 1"}, timeout_ms=10_000)
+    elapsed = time.monotonic() - started
+    assert result["title"] == "reopened 1", result
+    assert result["documentId"] == answers[0]["documentId"], "same JS realm"
+    assert elapsed < 3, f"answered after {elapsed:.1f}s"
+    # The MAIN world's end of the channel is gone now: later calls are injected, and
+    # answer.
+    result = shared.call(page, "reopenDuring", {"title": "reopened 2"}, timeout_ms=10_000)
+    assert (result["title"], result["via"]) == ("reopened 2", "injection"), result
+    after = [shared.call(page, "via", {"n": n}) for n in range(3)]
+    assert [a["n"] for a in after] == [0, 1, 2]
+    assert {a["documentId"] for a in after} == {answers[0]["documentId"]}

@@ -172,6 +172,23 @@ globalThis.chrome = {
   },
 };
 
+// MutationObserver stand-in: records each observer; a test calls `callback` to stand for
+// the document's children being replaced (document.open() does that).
+const observers = [];
+globalThis.MutationObserver = class {
+  constructor(callback) {
+    this.callback = callback;
+    this.observing = null;
+    observers.push(this);
+  }
+  observe(target, options) {
+    this.observing = { target, options };
+  }
+  disconnect() {
+    this.observing = null;
+  }
+};
+
 // Delivers `text` from the worker and returns the next answer the page sends back.
 const ask = async (port, text) => {
   const before = port.sent.length;
@@ -218,16 +235,26 @@ test("the channel: the connector relays calls to invoke's copy and the answers b
   assert.equal(takeStashed("chan/5"), null, "taken once");
   assert.equal(await ask(port, `6\n["big",false]\n{"n":10}`), `6 ok\n"${"x".repeat(10)}"`);
 
-  // Listeners cleared (document.open() does that): the connector says the call was missed.
+  // document.open() clears the listeners of both ends: the connector says a new call was
+  // missed (the worker injects it instead)...
   const page = globalThis.document;
   globalThis.document = new EventTarget();
   assert.equal(await ask(port, '7\n["add",false]\n{"a":1,"b":1}'), "7 missed\n");
+  // ...and, once it sees the document's children replaced, listens for answers again: a
+  // call that was running in the MAIN world at that moment still gets its answer through.
+  assert.equal(observers.length, 1);
+  assert.deepEqual(observers[0].observing, { target: page, options: { childList: true } });
+  const sent = port.sent.length;
+  observers[0].callback([]);
+  document.dispatchEvent(new CustomEvent("any.answer/chan", { detail: "8 ok\n3" }));
+  assert.deepEqual(port.sent.slice(sent), ["8 ok\n3"]);
   globalThis.document = page;
 
-  // After the port closes, answers are no longer sent on it.
+  // After the port closes, answers are no longer sent on it, and nothing is observed.
   for (const f of port.onDisconnectListeners) f(port);
+  assert.equal(observers[0].observing, null);
   const before = port.sent.length;
-  document.dispatchEvent(new CustomEvent("any.answer/chan", { detail: "8 ok\n1" }));
+  document.dispatchEvent(new CustomEvent("any.answer/chan", { detail: "9 ok\n1" }));
   assert.equal(port.sent.length, before);
   delete globalThis[Symbol.for("chan")];
 });

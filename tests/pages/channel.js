@@ -30,3 +30,14 @@ globalThis.__any__.leaveSoon = () => {
   setTimeout(() => location.assign("/plain.html?left-the-channel-page"), 100);
   return new Promise(() => {});
 };
+
+// Calls document.open() while the call is running over the channel (it removes the
+// listeners of both of the channel's ends), then answers.
+globalThis.__any__.reopenDuring = async ({ title }) => {
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  document.open();
+  document.write(`<!doctype html><title>${title}</title><p>reopened during a call</p>`);
+  document.close();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  return { title: document.title, via: via(), documentId };
+};
