@@ -62,13 +62,12 @@ class Endpoint:
         new_tab: bool,
     ) -> tuple[bytes, float]:
         """The `POST /v1/call` body and how long to wait for its answer."""
-        timeout = self.timeout if timeout is None else timeout
-        _check_timeout(timeout)
+        timeout_ms, http_timeout = self._deadline(timeout)
         request = CallRequest(
             page=page,
             method=method,
             params=params,
-            timeout_ms=round(timeout * 1000),
+            timeout_ms=timeout_ms,
             browser=browser,
             new_tab=new_tab,
         )
@@ -76,7 +75,7 @@ class Endpoint:
             body = request.to_json()
         except (TypeError, ValueError) as e:
             raise BadRequest(f"the params of {method!r} cannot be sent as JSON: {e}") from e
-        return body, timeout + HTTP_GRACE_S
+        return body, http_timeout
 
     def _run_request(
         self,
@@ -87,16 +86,18 @@ class Endpoint:
         new_tab: bool,
     ) -> tuple[bytes, float]:
         """The `POST /v1/run` body and how long to wait for its answer."""
+        timeout_ms, http_timeout = self._deadline(timeout)
+        request = RunRequest(
+            page=page, script=script, timeout_ms=timeout_ms, browser=browser, new_tab=new_tab
+        )
+        return request.to_json(), http_timeout
+
+    def _deadline(self, timeout: float | None) -> tuple[int, float]:
+        """A call's `timeout_ms` (default: the client's timeout) and how long to wait for
+        its HTTP answer."""
         timeout = self.timeout if timeout is None else timeout
         _check_timeout(timeout)
-        body = RunRequest(
-            page=page,
-            script=script,
-            timeout_ms=round(timeout * 1000),
-            browser=browser,
-            new_tab=new_tab,
-        ).to_json()
-        return body, timeout + HTTP_GRACE_S
+        return round(timeout * 1000), timeout + HTTP_GRACE_S
 
     def _call_answer(self, status: int, body: bytes) -> Any:
         """The result of a call, or its exception raised."""
