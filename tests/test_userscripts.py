@@ -168,6 +168,25 @@ def test_the_python_asyncio_client_hosts_a_script_and_runs_one(hosting, pages, t
     assert removed.name == NAME and not (scripts / "e2e_hosted.user.js").exists()
 
 
+def test_a_call_after_method_not_found_reloads_the_tab_so_a_new_script_runs(hosting, pages, tmp_path):
+    server, _, any_bin = hosting
+    any_cli(any_bin, server.port, "scripts", "remove", NAME)  # if an earlier test left it
+    page = f"{pages}/csp.html?added-after-a-miss"
+    _, error = server.fail(page, "hostedInfo", timeout_ms=5_000)
+    assert error["code"] == "method_not_found", error
+
+    file = tmp_path / "hosted.user.js"
+    file.write_text(HOSTED)
+    assert any_cli(any_bin, server.port, "scripts", "add", str(file))[0] == 0
+    # The user fixed what was missing and calls again, without tab="new": the tab where
+    # the method was missing is reloaded, and the new document has it.
+    assert server.call(page, "hostedInfo", {"word": "again"})["word"] == "again"
+    status, body = http_json("POST", server.base + "/v1/run", {
+        "page": page, "script": 'return performance.getEntriesByType("navigation")[0].type;'})
+    assert (status, body.get("result")) == (200, "reload"), body
+    assert any_cli(any_bin, server.port, "scripts", "remove", NAME)[0] == 0
+
+
 def test_a_bad_header_is_refused_naming_the_line(hosting, tmp_path):
     server, _, any_bin = hosting
     file = tmp_path / "bad.user.js"

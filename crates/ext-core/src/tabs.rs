@@ -53,6 +53,10 @@ pub struct Tab {
     /// tab has navigated since when the call ends, the page navigated away under it, and
     /// the tab is no longer at the page the call asked for.
     pub ran_in: Option<u64>,
+    /// A call found this method missing in the document at this navigation: the next
+    /// call for it reloads the tab (a userscript installed since runs only in a new
+    /// document) instead of failing the same way.
+    pub missing: Option<(String, u64)>,
     /// Methods a probe found in this tab's current document (name, via the lane, at
     /// `nav_seq`): a later call to one of them skips the probe and invokes at once.
     pub found: Vec<(String, bool, u64)>,
@@ -73,6 +77,7 @@ impl Tab {
             closed: false,
             served: None,
             ran_in: None,
+            missing: None,
             found: Vec::new(),
             window: None,
             active: false,
@@ -85,6 +90,9 @@ impl Tab {
 pub enum Choice {
     /// Run in this idle, loaded tab (already claimed for the call).
     Reuse(TabId),
+    /// Reload this idle tab, which is at the page but whose document lacked the method
+    /// (already claimed for the call), and run there.
+    Reload(TabId),
     /// Open a new tab at the page.
     Open,
 }
@@ -286,15 +294,33 @@ impl Tabs {
         }
     }
 
+    /// The busy call ends with `method` not found in the tab's current document.
+    pub fn method_missing(&mut self, id: TabId, method: &str) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.missing = Some((method.to_owned(), t.nav_seq));
+        }
+    }
+
+    /// The tab is about to be reloaded for a call: its current document no longer counts
+    /// as loaded (the navigation events that follow say when the new one is).
+    pub fn reloading(&mut self, id: TabId) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.nav = Nav::Loading;
+            t.nav_seq += 1;
+        }
+    }
+
     /// The call, which asked for `page`, is done with the tab. The tab is still "at"
-    /// `page` unless it navigated while the method ran (page code left the page).
+    /// `page` unless it navigated while the method ran (page code left the page) or the
+    /// method was missing there (e.g. a redirect to a login page).
     pub fn release(&mut self, id: TabId, call: &str, page: &str) {
         if let Some(t) = self.tabs.get_mut(&id)
             && t.busy.as_deref() == Some(call)
         {
             t.busy = None;
             let left = t.ran_in.take().is_some_and(|seq| seq != t.nav_seq);
-            if matches!(t.nav, Nav::Complete | Nav::Interactive) && !left {
+            let lacked = t.missing.as_ref().is_some_and(|(_, seq)| *seq == t.nav_seq);
+            if matches!(t.nav, Nav::Complete | Nav::Interactive) && !left && !lacked {
                 t.served = Some((normalize_url(page), t.nav_seq));
             }
             if t.closed {
@@ -303,14 +329,17 @@ impl Tabs {
         }
     }
 
-    /// Chooses (and, for a reuse, claims) the tab for `call`: by default an idle, loaded
-    /// tab this extension opened that is exactly at `page`; otherwise a new one.
-    pub fn choose(&mut self, page: &str, policy: TabPolicy, call: &str) -> Choice {
+    /// Chooses (and, for a reuse, claims) the tab for `call` of `method`: by default an
+    /// idle, loaded tab this extension opened that is exactly at `page`; if the only such
+    /// tabs lacked `method` when a call last looked, one of them is reloaded; otherwise a
+    /// new tab.
+    pub fn choose(&mut self, page: &str, method: &str, policy: TabPolicy, call: &str) -> Choice {
         if policy == TabPolicy::New {
             return Choice::Open;
         }
         let want = normalize_url(page);
-        let mut idle: Vec<TabId> = self
+        // (lacks the method, id) of every candidate: ready ones sort first.
+        let mut idle: Vec<(bool, TabId)> = self
             .tabs
             .iter()
             .filter(|(_, t)| {
@@ -318,22 +347,32 @@ impl Tabs {
                     && t.busy.is_none()
                     && !t.closed
                     && matches!(t.nav, Nav::Complete | Nav::Interactive)
-                    && (normalize_url(&t.url) == want
-                        || t.served
-                            .as_ref()
-                            .is_some_and(|(page, seq)| *page == want && *seq == t.nav_seq))
             })
-            .map(|(id, _)| *id)
+            .filter_map(|(id, t)| {
+                let lacks = t
+                    .missing
+                    .as_ref()
+                    .is_some_and(|(m, seq)| m == method && *seq == t.nav_seq);
+                let exact = normalize_url(&t.url) == want;
+                let served = t
+                    .served
+                    .as_ref()
+                    .is_some_and(|(page, seq)| *page == want && *seq == t.nav_seq);
+                // A reload reloads the tab's own URL: only a tab exactly at the page.
+                (exact || (served && !lacks)).then_some((lacks, *id))
+            })
             .collect();
         idle.sort_unstable();
-        match idle.first() {
-            Some(&id) => {
-                if let Some(t) = self.tabs.get_mut(&id) {
-                    t.busy = Some(call.to_owned());
-                }
-                Choice::Reuse(id)
-            }
-            None => Choice::Open,
+        let Some(&(lacks, id)) = idle.first() else {
+            return Choice::Open;
+        };
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.busy = Some(call.to_owned());
+        }
+        if lacks {
+            Choice::Reload(id)
+        } else {
+            Choice::Reuse(id)
         }
     }
 }
@@ -396,28 +435,28 @@ mod tests {
         let mut tabs = Tabs::default();
         loaded(&mut tabs, 7, "http://h:1/a.html", "c1");
         assert_eq!(
-            tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c2"),
+            tabs.choose("http://h:1/a.html", "m", TabPolicy::Reuse, "c2"),
             Choice::Reuse(7)
         );
         // Busy now: a parallel call to the same page gets a new tab.
         assert_eq!(
-            tabs.choose("http://h:1/a.html", TabPolicy::Reuse, "c3"),
+            tabs.choose("http://h:1/a.html", "m", TabPolicy::Reuse, "c3"),
             Choice::Open
         );
         tabs.release(7, "c2", "http://h:1/a.html");
         assert_eq!(
-            tabs.choose("http://h:1/a.html?x", TabPolicy::Reuse, "c4"),
+            tabs.choose("http://h:1/a.html?x", "m", TabPolicy::Reuse, "c4"),
             Choice::Open
         );
         assert_eq!(
-            tabs.choose("http://h:1/a.html", TabPolicy::New, "c5"),
+            tabs.choose("http://h:1/a.html", "m", TabPolicy::New, "c5"),
             Choice::Open
         );
         // A tab the user opened is never taken.
         tabs.before_navigate(9, "http://h:1/b.html");
         tabs.completed(9, "http://h:1/b.html");
         assert_eq!(
-            tabs.choose("http://h:1/b.html", TabPolicy::Reuse, "c6"),
+            tabs.choose("http://h:1/b.html", "m", TabPolicy::Reuse, "c6"),
             Choice::Open
         );
     }
@@ -430,7 +469,7 @@ mod tests {
         tabs.dom_ready(5, "http://h:1/");
         tabs.release(5, "c1", "http://h:1/");
         assert_eq!(
-            tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"),
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
             Choice::Reuse(5)
         );
     }
@@ -445,7 +484,7 @@ mod tests {
         tabs.completed(6, "http://h:1/home");
         tabs.release(6, "c1", "http://h:1/");
         assert_eq!(
-            tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"),
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
             Choice::Reuse(6)
         );
         tabs.release(6, "c2", "http://h:1/");
@@ -453,7 +492,7 @@ mod tests {
         tabs.before_navigate(6, "http://h:1/other");
         tabs.completed(6, "http://h:1/other");
         assert_eq!(
-            tabs.choose("http://h:1/", TabPolicy::Reuse, "c3"),
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c3"),
             Choice::Open
         );
     }
@@ -463,7 +502,7 @@ mod tests {
         let mut tabs = Tabs::default();
         loaded(&mut tabs, 7, "http://h:1/a", "c1");
         assert_eq!(
-            tabs.choose("http://h:1/a", TabPolicy::Reuse, "c2"),
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c2"),
             Choice::Reuse(7)
         );
         tabs.running(7);
@@ -474,19 +513,88 @@ mod tests {
         tabs.completed(7, "http://h:1/b");
         tabs.release(7, "c2", "http://h:1/a");
         assert_eq!(
-            tabs.choose("http://h:1/a", TabPolicy::Reuse, "c3"),
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c3"),
             Choice::Open
         );
         // It is reused for the page it is at.
         assert_eq!(
-            tabs.choose("http://h:1/b", TabPolicy::Reuse, "c4"),
+            tabs.choose("http://h:1/b", "m", TabPolicy::Reuse, "c4"),
             Choice::Reuse(7)
         );
         tabs.running(7);
         tabs.release(7, "c4", "http://h:1/b");
         assert_eq!(
-            tabs.choose("http://h:1/b", TabPolicy::Reuse, "c5"),
+            tabs.choose("http://h:1/b", "m", TabPolicy::Reuse, "c5"),
             Choice::Reuse(7)
+        );
+    }
+
+    #[test]
+    fn a_tab_whose_document_lacked_the_method_is_reloaded_for_it() {
+        let mut tabs = Tabs::default();
+        loaded(&mut tabs, 3, "http://h:1/a", "c1");
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c2"),
+            Choice::Reuse(3)
+        );
+        tabs.method_missing(3, "m");
+        tabs.release(3, "c2", "http://h:1/a");
+        // Other methods still run in that document as it is.
+        assert_eq!(
+            tabs.choose("http://h:1/a", "n", TabPolicy::Reuse, "c3"),
+            Choice::Reuse(3)
+        );
+        tabs.release(3, "c3", "http://h:1/a");
+        // `m` gets a fresh document: the tab is reloaded, not reused as it is.
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c4"),
+            Choice::Reload(3)
+        );
+        tabs.reloading(3);
+        assert!(tabs.get(3).is_some_and(|t| t.nav == Nav::Loading));
+        tabs.before_navigate(3, "http://h:1/a");
+        tabs.committed(3, "http://h:1/a");
+        tabs.completed(3, "http://h:1/a");
+        tabs.running(3);
+        tabs.release(3, "c4", "http://h:1/a");
+        // Found there now: an ordinary reuse.
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c5"),
+            Choice::Reuse(3)
+        );
+        tabs.release(3, "c5", "http://h:1/a");
+        // A ready tab at the page is preferred to reloading one that lacked the method.
+        loaded(&mut tabs, 4, "http://h:1/a", "c6");
+        tabs.method_missing(3, "m");
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c7"),
+            Choice::Reuse(4)
+        );
+    }
+
+    #[test]
+    fn a_redirect_to_a_page_without_the_method_is_not_the_page() {
+        let mut tabs = Tabs::default();
+        // Opened for /app, redirected (by the page) to /login, where `m` is missing.
+        tabs.adopt(5, "http://h:1/app", "c1");
+        tabs.before_navigate(5, "http://h:1/app");
+        tabs.completed(5, "http://h:1/app");
+        tabs.before_navigate(5, "http://h:1/login");
+        tabs.completed(5, "http://h:1/login");
+        tabs.method_missing(5, "m");
+        tabs.release(5, "c1", "http://h:1/app");
+        // The next call for /app opens the page afresh (the user may have logged in since).
+        assert_eq!(
+            tabs.choose("http://h:1/app", "m", TabPolicy::Reuse, "c2"),
+            Choice::Open
+        );
+        // Once the user logs in in that tab and the site sends it back to /app, it is
+        // at the page again.
+        tabs.before_navigate(5, "http://h:1/app");
+        tabs.completed(5, "http://h:1/app");
+        assert_eq!(
+            tabs.choose("http://h:1/app", "m", TabPolicy::Reuse, "c3"),
+            Choice::Reuse(5)
         );
     }
 
@@ -497,11 +605,11 @@ mod tests {
         tabs.restore(9, "http://h:1/x", false);
         assert_eq!(tabs.owned_ids(), vec![8, 9]);
         assert_eq!(
-            tabs.choose("http://h:1/", TabPolicy::Reuse, "c1"),
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c1"),
             Choice::Reuse(8)
         );
         assert_eq!(
-            tabs.choose("http://h:1/x", TabPolicy::Reuse, "c2"),
+            tabs.choose("http://h:1/x", "m", TabPolicy::Reuse, "c2"),
             Choice::Open,
             "still loading"
         );
@@ -513,14 +621,14 @@ mod tests {
         loaded(&mut tabs, 1, "http://h:1/", "c1");
         tabs.failed(1, "http://h:1/", "net::ERR_CONNECTION_REFUSED");
         assert_eq!(
-            tabs.choose("http://h:1/", TabPolicy::Reuse, "c2"),
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
             Choice::Open
         );
         loaded(&mut tabs, 2, "http://h:1/", "c3");
         tabs.removed(2);
         assert!(tabs.get(2).is_none());
         assert_eq!(
-            tabs.choose("http://h:1/", TabPolicy::Reuse, "c4"),
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c4"),
             Choice::Open
         );
     }

@@ -90,7 +90,14 @@ async fn run_job(call: Call, script: Option<String>) {
     let mut held: Option<TabId> = None;
     let outcome = flow(&call, script.as_deref(), started, &mut held).await;
     if let Some(tab) = held {
-        with(|a| a.tabs.release(tab, &call.id, &call.page));
+        let missing = script.is_none()
+            && matches!(&outcome, Err(Stop::Fail(e)) if e.code == ErrorCode::MethodNotFound);
+        with(|a| {
+            if missing {
+                a.tabs.method_missing(tab, &call.method);
+            }
+            a.tabs.release(tab, &call.id, &call.page);
+        });
     }
     let end = now();
     match outcome {
@@ -173,9 +180,10 @@ async fn flow(
     held: &mut Option<TabId>,
 ) -> Result<Json, Stop> {
     let id = call.id.as_str();
-    let choice = with(|a| a.tabs.choose(&call.page, call.tab, id)).unwrap_or(Choice::Open);
+    let choice =
+        with(|a| a.tabs.choose(&call.page, &call.method, call.tab, id)).unwrap_or(Choice::Open);
     let stage = match choice {
-        Choice::Reuse(tab) => {
+        Choice::Reuse(tab) | Choice::Reload(tab) => {
             *held = Some(tab);
             // Background tabs run their timers at most once a second, so the call's tab
             // must be its window's active tab (tracked from tabs.onActivated; normally it
@@ -205,7 +213,25 @@ async fn flow(
                     });
                 }
             }
-            Stage::TabOpened
+            if matches!(choice, Choice::Reload(_)) {
+                // The method was missing in this document when a call last looked: a new
+                // one (a userscript installed since runs only in new documents).
+                with(|a| a.tabs.reloading(tab));
+                settle(chrome::tabs_reload(tab)).await.map_err(|e| {
+                    Stop::Fail(
+                        ErrorBody::new(
+                            ErrorCode::NavigationFailed,
+                            format!("could not reload the tab at {}: {e}", call.page),
+                        )
+                        .at(Stage::TabOpened),
+                    )
+                })?;
+                progress(id, Stage::TabOpened);
+                progress(id, Stage::Navigating);
+                Stage::Navigating
+            } else {
+                Stage::TabOpened
+            }
         }
         Choice::Open => {
             let tab = open_tab(call).await?;
