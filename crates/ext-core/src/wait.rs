@@ -178,8 +178,9 @@ impl Wait {
             let mut message = format!(
                 "globalThis.__any__.{} does not exist on {url} after waiting {waited} ms: is the userscript \
                  that defines it installed and enabled for this page, and does it set \
-                 globalThis.__any__.{} in the page's main world (or serve it through the postMessage lane)?",
-                self.method, self.method
+                 globalThis.__any__.{} in the page's main world (or serve it through the postMessage lane)? \
+                 Once it does, call again: the next call of {} loads the page afresh.",
+                self.method, self.method, self.method
             );
             if let Some(e) = &self.last_probe_error {
                 message.push_str(&format!(" The extension could not look into the page: {e}"));
