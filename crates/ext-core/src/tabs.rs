@@ -301,12 +301,12 @@ impl Tabs {
         }
     }
 
-    /// The tab is about to be reloaded for a call: its current document no longer counts
-    /// as loaded (the navigation events that follow say when the new one is).
+    /// The tab is about to be reloaded for a call: a navigation to its own URL, counted
+    /// now rather than when `onBeforeNavigate` says so, so that the call never takes the
+    /// current document for the new one.
     pub fn reloading(&mut self, id: TabId) {
-        if let Some(t) = self.tabs.get_mut(&id) {
-            t.nav = Nav::Loading;
-            t.nav_seq += 1;
+        if let Some(url) = self.tabs.get(&id).map(|t| t.url.clone()) {
+            self.before_navigate(id, &url);
         }
     }
 
