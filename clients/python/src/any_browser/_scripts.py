@@ -36,20 +36,21 @@ _Request = Tuple[str, str, Optional[bytes]]
 class _Hosted:
     """What `Scripts` and `AsyncScripts` share: the requests, and reading the answers."""
 
-    def __init__(self, client: Endpoint) -> None:
-        self._address = client.address
+    _client: Endpoint
+
+    def __init__(self) -> None:
         self.warnings: list[str] = []
 
     def _list_answer(self, status: int, body: bytes) -> list[ScriptInfo]:
         if status != 200:
-            raise from_failure(status, body, self._address)
+            raise from_failure(status, body, self._client.address)
         scripts, self.warnings = script_list(body)
         self._log_warnings()
         return scripts
 
     def _change_answer(self, status: int, body: bytes) -> ScriptInfo:
         if status != 200:
-            raise from_failure(status, body, self._address)
+            raise from_failure(status, body, self._client.address)
         script, self.warnings = script_change(body)
         self._log_warnings()
         return script
@@ -67,8 +68,10 @@ class Scripts(_Hosted):
             answer (e.g. a browser whose "Allow User Scripts" switch is off).
     """
 
+    _client: Client
+
     def __init__(self, client: Client) -> None:
-        super().__init__(client)
+        super().__init__()
         self._client = client
 
     def add(self, path: str | os.PathLike[str]) -> ScriptInfo:
@@ -100,8 +103,10 @@ class AsyncScripts(_Hosted):
     """The userscripts hosted by an `AsyncClient`'s server: ``await c.scripts.add(path)``;
     the same methods as `Scripts`, awaited."""
 
+    _client: AsyncClient
+
     def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
+        super().__init__()
         self._client = client
 
     async def add(self, path: str | os.PathLike[str]) -> ScriptInfo:
