@@ -11,12 +11,25 @@
 //
 // probe and invoke always return a plain object: executeScript turns a throw into null.
 
-// Is globalThis.__any__[method] there? If not, does a postMessage-lane helper (a
-// userscript in another world, clients/userscript/any-lane.js) serve it?
-// Returns {main: boolean, lane: boolean}.
+// Is globalThis.__any__[method] there (an own property that is a function)? If not,
+// does a postMessage-lane helper (a userscript in another world,
+// clients/userscript/any-lane.js) serve it? Returns {main: boolean, lane: boolean,
+// names: [the own methods of __any__], status: the document's HTTP status or 0}.
 export async function probe(method, laneWaitMs) {
   const api = globalThis.__any__;
-  if (api != null && typeof api[method] === "function") return { main: true, lane: false };
+  let names = [];
+  try {
+    if (api != null && (typeof api === "object" || typeof api === "function")) {
+      names = Object.getOwnPropertyNames(api).filter((k) => typeof api[k] === "function");
+    }
+  } catch (_) {
+    // A hostile __any__ (a throwing getter or proxy): no names.
+  }
+  let status = 0;
+  try {
+    status = performance.getEntriesByType("navigation")[0]?.responseStatus ?? 0;
+  } catch (_) {}
+  if (names.includes(method)) return { main: true, lane: false, names, status };
   const id = `any-probe-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const lane = await new Promise((resolve) => {
     const done = (has) => {
@@ -33,7 +46,7 @@ export async function probe(method, laneWaitMs) {
     addEventListener("message", onMessage);
     postMessage({ __any__: "request", id, op: "has", method }, "*");
   });
-  return { main: false, lane };
+  return { main: false, lane, names, status };
 }
 
 // Calls globalThis.__any__[method](params) (or, with viaLane, asks the postMessage-lane
@@ -171,7 +184,8 @@ export async function invoke(method, paramsJson, viaLane, key, script) {
 
     if (!viaLane) {
       const api = globalThis.__any__;
-      if (api == null || typeof api[method] !== "function") {
+      // Only __any__'s own properties are methods (not toString, constructor, ...).
+      if (api == null || !Object.prototype.hasOwnProperty.call(api, method) || typeof api[method] !== "function") {
         return {
           ok: false,
           error: { code: "method_not_found", name: "MethodNotFound", message: `globalThis.__any__.${method} disappeared before it could be called` },
@@ -201,12 +215,22 @@ export async function invoke(method, paramsJson, viaLane, key, script) {
       postMessage({ __any__: "request", id, op: "call", method, params }, "*");
     });
   };
+  // Installed at most once per document: a second `invoke` in the same document (the
+  // first call of another method, or a worker that lost track) uses the copy and the
+  // channel end already there. Two ends would each take every channel call and run it.
+  if (typeof key === "string" && typeof globalThis[Symbol.for(key)] === "function") {
+    return globalThis[Symbol.for(key)](method, paramsJson, viaLane);
+  }
+  let kept = false;
   if (typeof key === "string") {
     try {
       Object.defineProperty(globalThis, Symbol.for(key), { value: run, configurable: true });
+      kept = true;
     } catch (_) {
-      // A frozen global: every call then injects the whole function.
+      // A frozen global: every call then injects the whole function, with no channel.
     }
+  }
+  if (kept) {
     // The channel's MAIN-world end (crates/ext-core/src/channel.rs has the wire text):
     // the ISOLATED-world connector (extension/isolated-world.js) dispatches each call as
     // a cancelable `any.call/<key>` event on document; taking it (preventDefault, seen by

@@ -107,14 +107,29 @@ test("postMessage lane: probe finds a lane method, invoke calls it, no side answ
     laneThrows: async () => { throw new TypeError("nope"); },
     laneBad: async () => ({ f: () => 1 }),
   });
-  assert.deepEqual(await probe("viaLane", 50), { main: false, lane: true });
-  assert.deepEqual(await probe("nobody", 50), { main: false, lane: false });
+  assert.deepEqual(await probe("viaLane", 50), { main: false, lane: true, names: [], status: 0 });
+  assert.deepEqual(await probe("nobody", 50), { main: false, lane: false, names: [], status: 0 });
   assert.deepEqual(await invoke("viaLane", '{"a":1}', true), { ok: true, json: '{"got":{"a":1}}' });
   const t = await invoke("laneThrows", "{}", true);
   assert.equal(t.error.name, "TypeError");
   const b = await invoke("laneBad", "{}", true);
   assert.equal(b.error.code, "not_serializable");
   assert.match(b.error.message, /\$\.f is a function/);
+});
+
+test("only __any__'s own functions are methods; the probe names them", async () => {
+  globalThis.__any__ = { pageInfo: () => 1, echo: (p) => p, version: "1.0" };
+  for (const inherited of ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"]) {
+    const r = await invoke(inherited, "{}", false);
+    assert.equal(r.error?.code, "method_not_found", `${inherited}: ${JSON.stringify(r)}`);
+    assert.equal((await probe(inherited, 0)).main, false, inherited);
+  }
+  const seen = await probe("pageinfo", 0);
+  assert.deepEqual([seen.main, seen.names], [false, ["pageInfo", "echo"]]);
+  assert.equal((await probe("pageInfo", 0)).main, true);
+  // A hostile __any__ gives no names, not a throw.
+  globalThis.__any__ = new Proxy({}, { ownKeys() { throw new Error("no"); } });
+  assert.deepEqual((await probe("x", 0)).names, []);
 });
 
 test("invoke with a key leaves a copy that invokeInstalled uses; unknown keys say so", async () => {
@@ -249,6 +264,18 @@ test("the channel: the connector relays calls to invoke's copy and the answers b
   document.dispatchEvent(new CustomEvent("any.answer/chan", { detail: "8 ok\n3" }));
   assert.deepEqual(port.sent.slice(sent), ["8 ok\n3"]);
   globalThis.document = page;
+
+  // The full invoke injected again into the same document (the first call of another
+  // method) adds no second end: a call over the channel runs once.
+  let runs = 0;
+  globalThis.__any__.once = () => ++runs;
+  assert.deepEqual(await invoke("once", "{}", false, "chan"), { ok: true, json: "1" });
+  assert.deepEqual(await invoke("once", "{}", false, "chan"), { ok: true, json: "2" });
+  const answers = port.sent.length;
+  for (const f of port.onMessageListeners) f('10\n["once",false]\n{}');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(port.sent.slice(answers), ["10 ok\n3"]);
+  assert.equal(runs, 3, "each call ran once");
 
   // After the port closes, answers are no longer sent on it, and nothing is observed.
   for (const f of port.onDisconnectListeners) f(port);
