@@ -23,6 +23,8 @@ chrome.webNavigation.onBeforeNavigate.addListener(forward("nav_before"));
 chrome.webNavigation.onCommitted.addListener(forward("nav_committed"));
 chrome.webNavigation.onDOMContentLoaded.addListener(forward("nav_dom_ready"));
 chrome.webNavigation.onCompleted.addListener(forward("nav_completed"));
+chrome.webNavigation.onHistoryStateUpdated.addListener(forward("nav_url_changed"));
+chrome.webNavigation.onReferenceFragmentUpdated.addListener(forward("nav_url_changed"));
 chrome.webNavigation.onErrorOccurred.addListener(forward("nav_error"));
 chrome.storage.onChanged.addListener((changes, area) => forward("storage_changed")({ changes, area }));
 

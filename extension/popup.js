@@ -66,6 +66,13 @@ async function refresh() {
   $("running").tBodies[0].replaceChildren(
     ...s.calls.in_flight.map((c) => row([c.method, c.page, c.stage, `${Math.round(s.now - c.started)} ms`])),
   );
+  $("tabs-limit").textContent = `(idle ones beyond ${s.config.max_tabs} are closed)`;
+  $("tabs").tBodies[0].replaceChildren(
+    ...s.tabs.map(({ id, tab }) => {
+      const state = tab.unresponsive ? "unresponsive" : typeof tab.nav === "string" ? tab.nav : `failed: ${tab.nav.failed}`;
+      return row([String(id), tab.url, state, String(tab.calls.length)]);
+    }),
+  );
   $("calls").tBodies[0].replaceChildren(
     ...s.calls.history
       .slice()

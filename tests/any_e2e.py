@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -250,6 +251,32 @@ class Browser:
                 f"{_tail(self.profile / 'chromium.log', n)}")
 
 
+# The flags `any browser` gives Chromium besides the anti-throttling ones
+# (crates/server/src/browser.rs): a browser started like a person's gets only these.
+QUIET_FLAGS = ("--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--no-default-browser-check", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync")
+
+
+class UserBrowser(Browser):
+    """Chromium started the way a person's is, not by `any browser`: no anti-throttling
+    switches, the extension loaded from a copy whose `config.json` names the server."""
+
+    def start(self) -> None:
+        copy = self.profile.parent / f"{self.profile.name}-extension"
+        shutil.copytree(self.extension, copy, dirs_exist_ok=True)
+        (copy / "config.json").write_text(json.dumps(
+            {"server": f"ws://127.0.0.1:{self.port}/v1/extension", "label": self.label or ""}))
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+        cmd = [chromium, *QUIET_FLAGS, f"--user-data-dir={self.profile}",
+               f"--load-extension={copy}"]
+        if os.geteuid() == 0:
+            cmd.append("--no-sandbox")
+        cmd += [*self.chromium_args, "about:blank"]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+
 class Stack:
     """Creates servers and browsers on demand and stops all of them at teardown."""
 
@@ -269,6 +296,14 @@ class Stack:
         browser = Browser(self.any_bin, self.extension, port, profile,
                           self.tmp / f"browser-{len(self.started)}-{port}.log", label,
                           chromium_args, args)
+        self.started.append(browser)
+        return browser
+
+    def user_browser(self, port: int, chromium_args: tuple[str, ...] = ()) -> UserBrowser:
+        """A Chromium started like a person's (see `UserBrowser`)."""
+        n = len(self.started)
+        browser = UserBrowser(self.any_bin, self.extension, port, self.tmp / f"user-profile-{n}-{port}",
+                              self.tmp / f"user-browser-{n}-{port}.log", None, chromium_args)
         self.started.append(browser)
         return browser
 

@@ -1,5 +1,6 @@
-// Defines globalThis.__any__.late LATE_MS after the load event (MAIN world).
-const LATE_MS = 2500;
+// Defines globalThis.__any__.late LATE_MS after the load event (MAIN world): 2500, or
+// the page's `?ms=` query.
+const LATE_MS = Number(new URLSearchParams(location.search).get("ms") ?? 2500);
 addEventListener("load", () => {
   const loadedAt = performance.now();
   setTimeout(() => {

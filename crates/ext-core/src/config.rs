@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::tabs::DEFAULT_MAX_TABS;
+
 /// The server address when nothing else is configured.
 pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8765/v1/extension";
 
@@ -20,6 +22,9 @@ pub struct ConfigLayer {
     pub server: Option<String>,
     #[serde(default)]
     pub label: Option<String>,
+    /// How many idle tabs the extension keeps open (see [`crate::tabs::Tabs::excess`]).
+    #[serde(default)]
+    pub max_tabs: Option<usize>,
 }
 
 impl ConfigLayer {
@@ -45,6 +50,8 @@ pub struct Config {
     pub server_source: Source,
     pub label: String,
     pub label_source: Source,
+    pub max_tabs: usize,
+    pub max_tabs_source: Source,
 }
 
 /// Resolves each field: stored wins over the file, the file over the default.
@@ -64,13 +71,38 @@ pub fn resolve(stored: &ConfigLayer, file: &ConfigLayer) -> Config {
         .unwrap_or_else(|| (DEFAULT_SERVER.to_owned(), Source::Default));
     let (label, label_source) =
         pick(&stored.label, &file.label).unwrap_or_else(|| (String::new(), Source::Default));
+    let (max_tabs, max_tabs_source) = match (stored.max_tabs, file.max_tabs) {
+        (Some(n), _) if n > 0 => (n, Source::Stored),
+        (_, Some(n)) if n > 0 => (n, Source::ConfigFile),
+        _ => (DEFAULT_MAX_TABS, Source::Default),
+    };
     Config {
         server,
         server_source,
         label,
         label_source,
+        max_tabs,
+        max_tabs_source,
     }
 }
+
+/// Checks a tab limit typed by the user: a whole number from 1 to [`MAX_TABS_LIMIT`];
+/// empty means "use the default again" (`None`).
+pub fn validate_max_tabs(text: &str) -> Result<Option<usize>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    match t.parse::<usize>() {
+        Ok(n) if (1..=MAX_TABS_LIMIT).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "{t:?} is not a tab limit: give a whole number from 1 to {MAX_TABS_LIMIT}"
+        )),
+    }
+}
+
+/// The highest tab limit the options accept.
+pub const MAX_TABS_LIMIT: usize = 1000;
 
 /// Checks a server address typed by the user before it is saved. Empty means "use the
 /// default again" and is accepted.
@@ -109,6 +141,7 @@ mod tests {
         ConfigLayer {
             server: server.map(Into::into),
             label: label.map(Into::into),
+            max_tabs: None,
         }
     }
 
@@ -167,5 +200,26 @@ mod tests {
         assert!(validate_server("ws:///path").is_err());
         assert!(validate_label("work").is_ok());
         assert!(validate_label("a\nb").is_err());
+    }
+
+    #[test]
+    fn tab_limit_from_the_file_or_the_options() {
+        let c = resolve(&ConfigLayer::default(), &ConfigLayer::default());
+        assert_eq!(
+            (c.max_tabs, c.max_tabs_source),
+            (DEFAULT_MAX_TABS, Source::Default)
+        );
+        let file = ConfigLayer::from_json(r#"{"max_tabs": 3}"#).unwrap_or_default();
+        let c = resolve(&ConfigLayer::default(), &file);
+        assert_eq!((c.max_tabs, c.max_tabs_source), (3, Source::ConfigFile));
+        let stored = ConfigLayer {
+            max_tabs: Some(7),
+            ..ConfigLayer::default()
+        };
+        assert_eq!(resolve(&stored, &file).max_tabs, 7);
+        assert_eq!(validate_max_tabs(" 12 "), Ok(Some(12)));
+        assert_eq!(validate_max_tabs(""), Ok(None));
+        assert!(validate_max_tabs("0").is_err());
+        assert!(validate_max_tabs("many").is_err());
     }
 }

@@ -29,6 +29,8 @@ pub struct Registered {
     #[serde(default)]
     pub world: Option<String>,
     #[serde(default)]
+    pub all_frames: Option<bool>,
+    #[serde(default)]
     pub js: Vec<Source>,
 }
 
@@ -40,14 +42,16 @@ pub struct Source {
 }
 
 /// The `RegisteredUserScript` object for `chrome.userScripts.register`: the whole file
-/// in the page's MAIN world (where `globalThis.__any__` is the page's own).
+/// in the page's MAIN world (where `globalThis.__any__` is the page's own), in every
+/// frame unless `@noframes`, as userscript managers do.
 pub fn registration(script: &UserScript) -> Value {
     let mut r = json!({
         "id": script.name,
         "matches": script.matches,
-        "js": [{"code": script.code}],
+        "js": [{"code": code(script)}],
         "runAt": script.run_at.as_str(),
         "world": "MAIN",
+        "allFrames": !script.noframes,
     });
     if !script.exclude_matches.is_empty() {
         r["excludeMatches"] = json!(script.exclude_matches);
@@ -58,6 +62,24 @@ pub fn registration(script: &UserScript) -> Value {
     r
 }
 
+/// The code registered for a script: the file, then a `sourceURL` naming it, so that
+/// stacks of errors thrown in it say `any-userscripts/<@name>.user.js:LINE` (the file's
+/// own line numbers) instead of an anonymous script.
+pub fn code(script: &UserScript) -> String {
+    let mut name = String::new();
+    for b in script.name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            name.push(char::from(b));
+        } else {
+            name.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!(
+        "{}\n//# sourceURL=any-userscripts/{name}.user.js\n",
+        script.code
+    )
+}
+
 fn same(script: &UserScript, registered: &Registered) -> bool {
     registered.id == script.name
         && registered.matches == script.matches
@@ -65,8 +87,9 @@ fn same(script: &UserScript, registered: &Registered) -> bool {
         && registered.exclude_globs == script.exclude_globs
         && registered.run_at.as_deref().unwrap_or("document_idle") == script.run_at.as_str()
         && registered.world.as_deref() == Some("MAIN")
+        && registered.all_frames.unwrap_or(false) == !script.noframes
         && registered.js.len() == 1
-        && registered.js[0].code.as_deref() == Some(script.code.as_str())
+        && registered.js[0].code.as_deref() == Some(code(script).as_str())
 }
 
 /// What to change in the browser.
@@ -139,6 +162,7 @@ mod tests {
             exclude_matches: Vec::new(),
             exclude_globs: Vec::new(),
             run_at: RunAt::DocumentStart,
+            noframes: false,
             enabled,
             code: format!("/* {name} */"),
         }
@@ -181,12 +205,26 @@ mod tests {
     fn chrome_leaves_out_empty_lists_and_default_run_at() {
         let mut a = script("a", true);
         a.run_at = RunAt::DocumentIdle;
+        a.noframes = true;
         let from_chrome: Registered = serde_json::from_value(json!({
             "id": "a", "matches": ["http://127.0.0.1/*"], "world": "MAIN",
-            "js": [{"code": "/* a */"}], "allFrames": false
+            "js": [{"code": "/* a */\n//# sourceURL=any-userscripts/a.user.js\n"}]
         }))
         .expect("parses");
-        assert!(plan(&[a], &[from_chrome]).is_empty());
+        assert!(plan(&[a.clone()], &[from_chrome.clone()]).is_empty());
+        // In frames too is a change.
+        a.noframes = false;
+        assert_eq!(plan(&[a], &[from_chrome]).unregister, ["a"]);
+    }
+
+    #[test]
+    fn stacks_name_the_script_by_its_name() {
+        let mut a = script("shop helpers/2", true);
+        a.code = "x();".into();
+        assert_eq!(
+            code(&a),
+            "x();\n//# sourceURL=any-userscripts/shop%20helpers%2F2.user.js\n"
+        );
     }
 
     #[test]

@@ -9,12 +9,16 @@
 //! a browser round trip. It also records which tabs this extension opened and which call
 //! holds each one, and chooses the tab for a new call ([`Tabs::choose`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use any_protocol::{CallId, TabPolicy};
 use serde::Serialize;
 
 pub type TabId = i32;
+
+/// How many idle tabs this extension keeps open by default; beyond it, the least
+/// recently used idle ones are closed ([`Tabs::excess`]).
+pub const DEFAULT_MAX_TABS: usize = 10;
 
 /// The main frame's navigation, as the `webNavigation` events tell it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,28 +39,28 @@ pub enum Nav {
 #[derive(Debug, Clone, Serialize)]
 pub struct Tab {
     pub nav: Nav,
-    /// The main frame's URL as of the last event.
+    /// The main frame's URL as of the last event (a redirect, `pushState`,
+    /// `replaceState` and fragment changes included).
     pub url: String,
-    /// Counts main-frame navigations; a change while a method runs means the page
-    /// navigated away under it.
+    /// The page (normalized) the tab's latest navigation was for: a server redirect
+    /// (`http:` → `https:`, `/` → `/home`) leaves the tab "at" the page it was opened
+    /// for, until it navigates or changes its URL in the document.
+    pub at: String,
+    /// Counts main-frame navigations (new documents); a change while a method runs
+    /// means the page navigated away under it.
     pub nav_seq: u64,
     /// This extension opened the tab (only such tabs are reused).
     pub owned: bool,
-    /// The call currently running in the tab.
-    pub busy: Option<CallId>,
+    /// The calls running in the tab now (concurrent calls to one page share its tab).
+    pub calls: Vec<CallId>,
     pub closed: bool,
-    /// The page a call asked for when this tab last served one, and the navigation it
-    /// was at then: a tab that was redirected (`http:` → `https:`, `/` → `/home`) is
-    /// still "at" the page it was opened for, as long as it has not navigated since.
-    pub served: Option<(String, u64)>,
-    /// The navigation the busy call's method (or script) runs in, once it runs: if the
-    /// tab has navigated since when the call ends, the page navigated away under it, and
-    /// the tab is no longer at the page the call asked for.
-    pub ran_in: Option<u64>,
     /// A call found this method missing in the document at this navigation: the next
     /// call for it reloads the tab (a userscript installed since runs only in a new
     /// document) instead of failing the same way.
     pub missing: Option<(String, u64)>,
+    /// Methods the tab was reloaded for and not found since: they never cause another
+    /// reload (no reload loops).
+    pub reloaded_for: Vec<String>,
     /// Methods a probe found in this tab's current document (name, via the lane, at
     /// `nav_seq`): a later call to one of them skips the probe and invokes at once.
     pub found: Vec<(String, bool, u64)>,
@@ -64,6 +68,13 @@ pub struct Tab {
     /// `tabs.onActivated` last said (`false` when unknown).
     pub window: Option<i32>,
     pub active: bool,
+    /// A call timed out in it and the page is being checked: not chosen meanwhile.
+    pub checking: bool,
+    /// The page did not answer that check (a method that never yields,
+    /// `while (true) {}`): never chosen again.
+    pub unresponsive: bool,
+    /// When a call last started or ended here (a counter, for least-recently-used).
+    pub used: u64,
 }
 
 impl Tab {
@@ -71,28 +82,50 @@ impl Tab {
         Tab {
             nav: Nav::Loading,
             url: url.to_owned(),
+            at: normalize_url(url),
             nav_seq: 0,
             owned: false,
-            busy: None,
+            calls: Vec::new(),
             closed: false,
-            served: None,
-            ran_in: None,
             missing: None,
+            reloaded_for: Vec::new(),
             found: Vec::new(),
             window: None,
             active: false,
+            checking: false,
+            unresponsive: false,
+            used: 0,
         }
+    }
+
+    pub fn busy(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
+    fn loaded(&self) -> bool {
+        matches!(self.nav, Nav::Complete | Nav::Interactive)
+    }
+
+    /// Is the tab at `page` (normalized)? Its current URL is, or its latest navigation
+    /// was for it.
+    fn is_at(&self, page: &str) -> bool {
+        self.at == page || normalize_url(&self.url) == page
     }
 }
 
 /// The choice for a new call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
-    /// Run in this idle, loaded tab (already claimed for the call).
+    /// Run in this loaded tab at the page (already claimed for the call); other calls
+    /// may be running there too.
     Reuse(TabId),
+    /// Run in this tab, which is still loading the page for another call (claimed).
+    Join(TabId),
     /// Reload this idle tab, which is at the page but whose document lacked the method
     /// (already claimed for the call), and run there.
     Reload(TabId),
+    /// Another call is opening a tab at the page right now: ask again shortly.
+    Wait,
     /// Open a new tab at the page.
     Open,
 }
@@ -100,10 +133,16 @@ pub enum Choice {
 #[derive(Debug, Default)]
 pub struct Tabs {
     tabs: HashMap<TabId, Tab>,
+    /// Pages (normalized) a call is opening a tab for right now: other calls for the
+    /// same page wait for that tab instead of opening their own.
+    opening: HashSet<String>,
+    /// Windows a tab is being opened in right now: not idle for another new tab.
+    claimed_windows: HashSet<i32>,
+    clock: u64,
 }
 
 impl Tabs {
-    /// The tabs this extension opened, for the popup.
+    /// The tabs this extension opened, for the popup and the server's status.
     pub fn owned(&self) -> Vec<(TabId, &Tab)> {
         let mut v: Vec<(TabId, &Tab)> = self
             .tabs
@@ -123,23 +162,40 @@ impl Tabs {
         self.tabs.entry(id).or_insert_with(|| Tab::new(url))
     }
 
-    /// `webNavigation.onBeforeNavigate` for a main frame.
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// `webNavigation.onBeforeNavigate` for a main frame: a new document for `url`.
     pub fn before_navigate(&mut self, id: TabId, url: &str) {
         let t = self.entry(id, url);
         t.nav = Nav::Loading;
         t.url = url.to_owned();
+        t.at = normalize_url(url);
         t.nav_seq += 1;
     }
 
     /// `webNavigation.onCommitted` for a main frame. A navigation that commits without a
-    /// preceding `onBeforeNavigate` (e.g. browser-initiated history moves) still counts.
+    /// preceding `onBeforeNavigate` (e.g. browser-initiated history moves) still counts,
+    /// and is at its own URL; otherwise a URL that differs from the one the navigation
+    /// started with is a server redirect, and the tab stays at the page it asked for.
     pub fn committed(&mut self, id: TabId, url: &str) {
         let t = self.entry(id, url);
         if t.nav != Nav::Loading {
             t.nav_seq += 1;
+            t.at = normalize_url(url);
         }
         t.nav = Nav::Committed;
         t.url = url.to_owned();
+    }
+
+    /// `webNavigation.onHistoryStateUpdated` (`pushState`, `replaceState`) or
+    /// `onReferenceFragmentUpdated` for a main frame: the same document, at a new URL.
+    pub fn url_changed(&mut self, id: TabId, url: &str) {
+        let t = self.entry(id, url);
+        t.url = url.to_owned();
+        t.at = normalize_url(url);
     }
 
     /// `webNavigation.onDOMContentLoaded` for a main frame.
@@ -164,22 +220,35 @@ impl Tabs {
         t.nav = Nav::Failed(error.to_owned());
     }
 
-    /// `tabs.onRemoved`. The entry stays, marked closed, until its call releases it, so
-    /// the call can tell "closed" from "never heard of".
+    /// `tabs.onRemoved`. The entry stays, marked closed, until its calls release it, so
+    /// they can tell "closed" from "never heard of".
     pub fn removed(&mut self, id: TabId) {
         match self.tabs.get_mut(&id) {
-            Some(t) if t.busy.is_some() => t.closed = true,
+            Some(t) if t.busy() => t.closed = true,
             _ => {
                 self.tabs.remove(&id);
             }
         }
     }
 
-    /// A tab this extension just opened for `call` at `url`.
+    /// A tab this extension just opened for `call` at `url`, in `window` (when known).
+    /// Ends the opening [`Tabs::choose`] started for the page.
     pub fn adopt(&mut self, id: TabId, url: &str, call: &str) {
+        let used = self.tick();
         let t = self.entry(id, url);
         t.owned = true;
-        t.busy = Some(call.to_owned());
+        t.calls.push(call.to_owned());
+        t.used = used;
+    }
+
+    /// The opening of a tab at `page` (begun by [`Tabs::choose`] returning
+    /// [`Choice::Open`]) is over, whether a tab was adopted or not; `window` was claimed
+    /// for it with [`Tabs::claim_idle_window`].
+    pub fn opened(&mut self, page: &str, window: Option<i32>) {
+        self.opening.remove(&normalize_url(page));
+        if let Some(w) = window {
+            self.claimed_windows.remove(&w);
+        }
     }
 
     /// A tab this extension opened before the worker restarted (ids are kept in
@@ -188,6 +257,7 @@ impl Tabs {
         let t = self.entry(id, url);
         t.owned = true;
         t.url = url.to_owned();
+        t.at = normalize_url(url);
         if complete && t.nav == Nav::Loading {
             t.nav = Nav::Complete;
         }
@@ -233,25 +303,31 @@ impl Tabs {
     }
 
     /// A window where a new tab can be opened in front without hiding a running call:
-    /// its active tab is one this extension opened, and none of its tabs is busy. Tabs
-    /// share windows this way, so windows only multiply with calls in flight at once
-    /// (every extra window cost the browser CPU: 40 windows kept Chromium's window UI
-    /// renderer at a full core while idle, 40 tabs in one window cost nothing).
-    pub fn idle_window(&self) -> Option<i32> {
+    /// its active tab is one this extension opened, none of its tabs is busy, and no
+    /// other new tab is being opened there. The window is claimed until
+    /// [`Tabs::opened`]: calls that start at the same moment each get a window of their
+    /// own, or none. Tabs share windows this way, so windows only multiply with calls in
+    /// flight at once (every extra window cost the browser CPU: 40 windows kept
+    /// Chromium's window UI renderer at a full core while idle, 40 tabs in one window
+    /// cost nothing).
+    pub fn claim_idle_window(&mut self) -> Option<i32> {
         let mut windows: Vec<i32> = self
             .tabs
             .values()
             .filter(|t| t.owned && t.active && !t.closed)
             .filter_map(|t| t.window)
+            .filter(|w| !self.claimed_windows.contains(w))
             .filter(|w| {
                 !self
                     .tabs
                     .values()
-                    .any(|t| t.window == Some(*w) && (t.busy.is_some() || t.closed))
+                    .any(|t| t.window == Some(*w) && (t.busy() || t.closed))
             })
             .collect();
         windows.sort_unstable();
-        windows.first().copied()
+        let window = windows.first().copied()?;
+        self.claimed_windows.insert(window);
+        Some(window)
     }
 
     /// Another tab of `id`'s window runs a call right now: bringing `id` to the front
@@ -262,7 +338,7 @@ impl Tabs {
         };
         self.tabs
             .iter()
-            .any(|(other, t)| *other != id && t.window == Some(window) && t.busy.is_some())
+            .any(|(other, t)| *other != id && t.window == Some(window) && t.busy())
     }
 
     /// A probe found `method` (directly, or through the lane) in the tab's current
@@ -284,96 +360,176 @@ impl Tabs {
             let seq = t.nav_seq;
             t.found.retain(|(m, _, s)| m != method && *s == seq);
             t.found.push((method.to_owned(), lane, seq));
+            t.reloaded_for.retain(|m| m != method);
         }
     }
 
-    /// The busy call starts its method (or script) in the tab's current document.
-    pub fn running(&mut self, id: TabId) {
-        if let Some(t) = self.tabs.get_mut(&id) {
-            t.ran_in = Some(t.nav_seq);
-        }
-    }
-
-    /// The busy call ends with `method` not found in the tab's current document.
+    /// A call ended with `method` not found in the tab's current document.
     pub fn method_missing(&mut self, id: TabId, method: &str) {
         if let Some(t) = self.tabs.get_mut(&id) {
             t.missing = Some((method.to_owned(), t.nav_seq));
         }
     }
 
-    /// The tab is about to be reloaded for a call: a navigation to its own URL, counted
-    /// now rather than when `onBeforeNavigate` says so, so that the call never takes the
-    /// current document for the new one.
-    pub fn reloading(&mut self, id: TabId) {
+    /// The tab is about to be reloaded for a call of `method`: a navigation to its own
+    /// URL, counted now rather than when `onBeforeNavigate` says so, so that the call
+    /// never takes the current document for the new one.
+    pub fn reloading(&mut self, id: TabId, method: &str) {
         if let Some(url) = self.tabs.get(&id).map(|t| t.url.clone()) {
             self.before_navigate(id, &url);
         }
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.reloaded_for.push(method.to_owned());
+        }
     }
 
-    /// The call, which asked for `page`, is done with the tab. The tab is still "at"
-    /// `page` unless it navigated while the method ran (page code left the page) or the
-    /// method was missing there (e.g. a redirect to a login page).
-    pub fn release(&mut self, id: TabId, call: &str, page: &str) {
-        if let Some(t) = self.tabs.get_mut(&id)
-            && t.busy.as_deref() == Some(call)
-        {
-            t.busy = None;
-            let left = t.ran_in.take().is_some_and(|seq| seq != t.nav_seq);
-            let lacked = t.missing.as_ref().is_some_and(|(_, seq)| *seq == t.nav_seq);
-            if matches!(t.nav, Nav::Complete | Nav::Interactive) && !left && !lacked {
-                t.served = Some((normalize_url(page), t.nav_seq));
+    /// A call timed out in the tab: until [`Tabs::checked`], no call is given it.
+    pub fn checking(&mut self, id: TabId) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.checking = true;
+        }
+    }
+
+    /// [`Tabs::checking`] the tab `call` runs in.
+    pub fn checking_call(&mut self, call: &str) {
+        for t in self.tabs.values_mut() {
+            if t.calls.iter().any(|c| c == call) {
+                t.checking = true;
             }
-            if t.closed {
+        }
+    }
+
+    /// The check after a timeout: the page answered (`responsive`), or it did not, and
+    /// the tab is never chosen again.
+    pub fn checked(&mut self, id: TabId, responsive: bool) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.checking = false;
+            t.unresponsive |= !responsive;
+        }
+    }
+
+    /// The call is done with the tab.
+    pub fn release(&mut self, id: TabId, call: &str) {
+        let used = self.tick();
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.calls.retain(|c| c != call);
+            t.used = used;
+            if t.closed && !t.busy() {
                 self.tabs.remove(&id);
             }
         }
     }
 
-    /// Chooses (and, for a reuse, claims) the tab for `call` of `method`: by default an
-    /// idle, loaded tab this extension opened that is exactly at `page`; if the only such
-    /// tabs lacked `method` when a call last looked, one of them is reloaded; otherwise a
-    /// new tab.
+    /// Chooses (and, for a tab, claims) the tab for `call` of `method`. By default, a tab
+    /// this extension opened that is at `page` (its current URL, or the page its latest
+    /// navigation was for), whether or not other calls run there: loaded ones first,
+    /// then one still loading the page for another call. If the only such tab lacked
+    /// `method` when a call last looked, is idle and was not reloaded for it before, it
+    /// is reloaded. If another call is opening a tab at the page, [`Choice::Wait`].
+    /// Otherwise, and always for [`TabPolicy::New`], a new tab.
     pub fn choose(&mut self, page: &str, method: &str, policy: TabPolicy, call: &str) -> Choice {
         if policy == TabPolicy::New {
             return Choice::Open;
         }
         let want = normalize_url(page);
-        // (lacks the method, id) of every candidate: ready ones sort first.
-        let mut idle: Vec<(bool, TabId)> = self
+        // (lacks the method, still loading, least calls, id) of every candidate.
+        let mut candidates: Vec<(bool, bool, usize, TabId)> = self
             .tabs
             .iter()
             .filter(|(_, t)| {
                 t.owned
-                    && t.busy.is_none()
                     && !t.closed
-                    && matches!(t.nav, Nav::Complete | Nav::Interactive)
+                    && !t.unresponsive
+                    && !t.checking
+                    && !matches!(t.nav, Nav::Failed(_))
+                    && t.is_at(&want)
             })
-            .filter_map(|(id, t)| {
+            .map(|(id, t)| {
                 let lacks = t
                     .missing
                     .as_ref()
                     .is_some_and(|(m, seq)| m == method && *seq == t.nav_seq);
-                let exact = normalize_url(&t.url) == want;
-                let served = t
-                    .served
-                    .as_ref()
-                    .is_some_and(|(page, seq)| *page == want && *seq == t.nav_seq);
-                // A reload reloads the tab's own URL: only a tab exactly at the page.
-                (exact || (served && !lacks)).then_some((lacks, *id))
+                (lacks, !t.loaded(), t.calls.len(), *id)
             })
             .collect();
-        idle.sort_unstable();
-        let Some(&(lacks, id)) = idle.first() else {
+        candidates.sort_unstable();
+        let Some(&(lacks, loading, _, id)) = candidates.first() else {
+            if self.opening.contains(&want) {
+                return Choice::Wait;
+            }
+            self.opening.insert(want);
             return Choice::Open;
         };
-        if let Some(t) = self.tabs.get_mut(&id) {
-            t.busy = Some(call.to_owned());
-        }
-        if lacks {
+        let used = self.tick();
+        let Some(t) = self.tabs.get_mut(&id) else {
+            return Choice::Open;
+        };
+        // A reload would end the other calls running there, and a second reload for the
+        // same method would not find it either.
+        let reload = lacks && !loading && !t.busy() && !t.reloaded_for.iter().any(|m| m == method);
+        t.calls.push(call.to_owned());
+        t.used = used;
+        if reload {
             Choice::Reload(id)
+        } else if loading {
+            Choice::Join(id)
         } else {
             Choice::Reuse(id)
         }
+    }
+
+    /// The tabs this extension opened, as the server's status shows them.
+    pub fn report(&self, max_tabs: usize) -> any_protocol::Tabs {
+        let tabs = self
+            .owned()
+            .into_iter()
+            .filter(|(_, t)| !t.closed)
+            .map(|(id, t)| any_protocol::OwnedTab {
+                id: id.into(),
+                url: t.url.clone(),
+                state: if t.unresponsive {
+                    "unresponsive"
+                } else {
+                    match t.nav {
+                        Nav::Complete | Nav::Interactive => "loaded",
+                        Nav::Failed(_) => "failed",
+                        Nav::Loading | Nav::Committed => "loading",
+                    }
+                }
+                .to_owned(),
+                calls: u32::try_from(t.calls.len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        any_protocol::Tabs {
+            tabs,
+            max_tabs: u32::try_from(max_tabs).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Idle tabs this extension opened beyond `max` of them, least recently used first:
+    /// the tabs to close. Unresponsive tabs always count as beyond.
+    pub fn excess(&self, max: usize) -> Vec<TabId> {
+        let mut idle: Vec<(bool, u64, TabId)> = self
+            .tabs
+            .iter()
+            .filter(|(_, t)| t.owned && !t.closed && !t.busy())
+            .map(|(id, t)| (!t.unresponsive, t.used, *id))
+            .collect();
+        idle.sort_unstable();
+        let open = self.tabs.values().filter(|t| t.owned && !t.closed).count();
+        let over = open.saturating_sub(max);
+        let mut out: Vec<TabId> = idle
+            .iter()
+            .filter(|(responsive, _, _)| !responsive)
+            .map(|(_, _, id)| *id)
+            .collect();
+        for (_, _, id) in idle.iter().filter(|(responsive, _, _)| *responsive) {
+            if out.len() >= over {
+                break;
+            }
+            out.push(*id);
+        }
+        out
     }
 }
 
@@ -422,28 +578,33 @@ mod tests {
         assert_eq!(normalize_url("about:blank"), "about:blank");
     }
 
+    /// A tab opened for `call` at `url` that loaded it, and the call released.
     fn loaded(tabs: &mut Tabs, id: TabId, url: &str, call: &str) {
         tabs.adopt(id, url, call);
+        tabs.opened(url, None);
         tabs.before_navigate(id, url);
         tabs.committed(id, url);
         tabs.completed(id, url);
-        tabs.release(id, call, url);
+        tabs.release(id, call);
     }
 
     #[test]
-    fn reuses_only_idle_owned_loaded_tabs_exactly_at_page() {
+    fn reuses_only_owned_loaded_tabs_at_the_page() {
         let mut tabs = Tabs::default();
         loaded(&mut tabs, 7, "http://h:1/a.html", "c1");
         assert_eq!(
             tabs.choose("http://h:1/a.html", "m", TabPolicy::Reuse, "c2"),
             Choice::Reuse(7)
         );
-        // Busy now: a parallel call to the same page gets a new tab.
+        // Busy now: a concurrent call to the same page shares the tab.
         assert_eq!(
             tabs.choose("http://h:1/a.html", "m", TabPolicy::Reuse, "c3"),
-            Choice::Open
+            Choice::Reuse(7)
         );
-        tabs.release(7, "c2", "http://h:1/a.html");
+        assert_eq!(tabs.get(7).map(|t| t.calls.len()), Some(2));
+        tabs.release(7, "c2");
+        tabs.release(7, "c3");
+        assert!(tabs.get(7).is_some_and(|t| !t.busy()));
         assert_eq!(
             tabs.choose("http://h:1/a.html?x", "m", TabPolicy::Reuse, "c4"),
             Choice::Open
@@ -462,12 +623,50 @@ mod tests {
     }
 
     #[test]
+    fn calls_for_a_page_being_opened_wait_for_its_tab_and_join_it() {
+        let mut tabs = Tabs::default();
+        assert_eq!(
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c1"),
+            Choice::Open
+        );
+        assert_eq!(
+            tabs.choose("http://h:1", "m", TabPolicy::Reuse, "c2"),
+            Choice::Wait,
+            "the same page, written another way"
+        );
+        assert_eq!(
+            tabs.choose("http://h:1/other", "m", TabPolicy::Reuse, "c3"),
+            Choice::Open,
+            "another page opens its own"
+        );
+        tabs.adopt(4, "http://h:1/", "c1");
+        tabs.opened("http://h:1/", None);
+        assert_eq!(
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
+            Choice::Join(4)
+        );
+        tabs.before_navigate(4, "http://h:1/");
+        tabs.completed(4, "http://h:1/");
+        assert_eq!(
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c5"),
+            Choice::Reuse(4)
+        );
+        assert_eq!(tabs.get(4).map(|t| t.calls.len()), Some(3));
+        // An opening that failed lets the next call open.
+        tabs.opened("http://h:1/other", None);
+        assert_eq!(
+            tabs.choose("http://h:1/other", "m", TabPolicy::Reuse, "c6"),
+            Choice::Open
+        );
+    }
+
+    #[test]
     fn a_parsed_page_whose_load_never_fired_is_reused() {
         let mut tabs = Tabs::default();
         tabs.adopt(5, "http://h:1/", "c1");
         tabs.before_navigate(5, "http://h:1/");
         tabs.dom_ready(5, "http://h:1/");
-        tabs.release(5, "c1", "http://h:1/");
+        tabs.release(5, "c1");
         assert_eq!(
             tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
             Choice::Reuse(5)
@@ -475,62 +674,83 @@ mod tests {
     }
 
     #[test]
-    fn a_redirected_tab_is_reused_for_the_page_it_was_opened_for_until_it_navigates() {
+    fn a_redirected_tab_is_at_the_page_it_was_opened_for_until_it_moves() {
         let mut tabs = Tabs::default();
         tabs.adopt(6, "http://h:1/", "c1");
         tabs.before_navigate(6, "http://h:1/");
         // A server redirect: the tab ends up elsewhere within the same navigation.
         tabs.committed(6, "http://h:1/home");
         tabs.completed(6, "http://h:1/home");
-        tabs.release(6, "c1", "http://h:1/");
+        tabs.release(6, "c1");
         assert_eq!(
             tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
             Choice::Reuse(6)
         );
-        tabs.release(6, "c2", "http://h:1/");
+        tabs.release(6, "c2");
+        assert_eq!(
+            tabs.choose("http://h:1/home", "m", TabPolicy::Reuse, "c3"),
+            Choice::Reuse(6),
+            "and at the URL it is at"
+        );
+        tabs.release(6, "c3");
         // It navigated since: no longer "at" the page.
         tabs.before_navigate(6, "http://h:1/other");
         tabs.completed(6, "http://h:1/other");
         assert_eq!(
-            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c3"),
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c4"),
             Choice::Open
         );
     }
 
     #[test]
-    fn a_tab_that_navigated_away_under_its_call_is_not_reused_for_the_page() {
+    fn reuse_follows_push_state_replace_state_and_fragments() {
+        let mut tabs = Tabs::default();
+        loaded(&mut tabs, 7, "http://h:1/a", "c1");
+        tabs.url_changed(7, "http://h:1/b");
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c2"),
+            Choice::Open,
+            "the tab left /a"
+        );
+        tabs.opened("http://h:1/a", None);
+        assert_eq!(
+            tabs.choose("http://h:1/b", "m", TabPolicy::Reuse, "c3"),
+            Choice::Reuse(7)
+        );
+        tabs.release(7, "c3");
+        tabs.url_changed(7, "http://h:1/b#done");
+        assert_eq!(
+            tabs.choose("http://h:1/b#done", "m", TabPolicy::Reuse, "c4"),
+            Choice::Reuse(7)
+        );
+        assert_eq!(tabs.get(7).map(|t| t.nav_seq), Some(1), "the same document");
+    }
+
+    #[test]
+    fn a_tab_that_navigated_away_under_its_call_is_at_its_new_page() {
         let mut tabs = Tabs::default();
         loaded(&mut tabs, 7, "http://h:1/a", "c1");
         assert_eq!(
             tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c2"),
             Choice::Reuse(7)
         );
-        tabs.running(7);
-        // The method sends the page elsewhere; that page has loaded by the time the call
-        // ends (its failure waits a moment for the navigation events).
+        // The method sends the page elsewhere.
         tabs.before_navigate(7, "http://h:1/b");
         tabs.committed(7, "http://h:1/b");
         tabs.completed(7, "http://h:1/b");
-        tabs.release(7, "c2", "http://h:1/a");
+        tabs.release(7, "c2");
         assert_eq!(
             tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c3"),
             Choice::Open
         );
-        // It is reused for the page it is at.
         assert_eq!(
             tabs.choose("http://h:1/b", "m", TabPolicy::Reuse, "c4"),
-            Choice::Reuse(7)
-        );
-        tabs.running(7);
-        tabs.release(7, "c4", "http://h:1/b");
-        assert_eq!(
-            tabs.choose("http://h:1/b", "m", TabPolicy::Reuse, "c5"),
             Choice::Reuse(7)
         );
     }
 
     #[test]
-    fn a_tab_whose_document_lacked_the_method_is_reloaded_for_it() {
+    fn a_tab_whose_document_lacked_the_method_is_reloaded_for_it_once() {
         let mut tabs = Tabs::default();
         loaded(&mut tabs, 3, "http://h:1/a", "c1");
         assert_eq!(
@@ -538,56 +758,70 @@ mod tests {
             Choice::Reuse(3)
         );
         tabs.method_missing(3, "m");
-        tabs.release(3, "c2", "http://h:1/a");
+        tabs.release(3, "c2");
         // Other methods still run in that document as it is.
         assert_eq!(
             tabs.choose("http://h:1/a", "n", TabPolicy::Reuse, "c3"),
             Choice::Reuse(3)
         );
-        tabs.release(3, "c3", "http://h:1/a");
-        // `m` gets a fresh document: the tab is reloaded, not reused as it is.
+        // While another call runs there, the tab is not reloaded under it.
         assert_eq!(
             tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c4"),
-            Choice::Reload(3)
-        );
-        tabs.reloading(3);
-        assert!(tabs.get(3).is_some_and(|t| t.nav == Nav::Loading));
-        tabs.before_navigate(3, "http://h:1/a");
-        tabs.committed(3, "http://h:1/a");
-        tabs.completed(3, "http://h:1/a");
-        tabs.running(3);
-        tabs.release(3, "c4", "http://h:1/a");
-        // Found there now: an ordinary reuse.
-        assert_eq!(
-            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c5"),
             Choice::Reuse(3)
         );
-        tabs.release(3, "c5", "http://h:1/a");
-        // A ready tab at the page is preferred to reloading one that lacked the method.
-        loaded(&mut tabs, 4, "http://h:1/a", "c6");
+        tabs.release(3, "c3");
+        tabs.release(3, "c4");
+        // `m` gets a fresh document: the tab is reloaded, not reused as it is.
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c5"),
+            Choice::Reload(3)
+        );
+        tabs.reloading(3, "m");
+        assert!(tabs.get(3).is_some_and(|t| t.nav == Nav::Loading));
+        tabs.before_navigate(3, "http://h:1/a");
+        tabs.completed(3, "http://h:1/a");
+        // Still missing after the reload: the next call does not reload again.
+        tabs.method_missing(3, "m");
+        tabs.release(3, "c5");
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c6"),
+            Choice::Reuse(3)
+        );
+        tabs.release(3, "c6");
+        // Once found, a later absence may reload again.
+        tabs.remember_found(3, "m", false);
+        tabs.before_navigate(3, "http://h:1/a");
+        tabs.completed(3, "http://h:1/a");
         tabs.method_missing(3, "m");
         assert_eq!(
             tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c7"),
+            Choice::Reload(3)
+        );
+        tabs.release(3, "c7");
+        // A ready tab at the page is preferred to reloading one that lacked the method.
+        loaded(&mut tabs, 4, "http://h:1/a", "c8");
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c9"),
             Choice::Reuse(4)
         );
     }
 
     #[test]
-    fn a_redirect_to_a_page_without_the_method_is_not_the_page() {
+    fn a_redirect_by_the_page_to_a_login_page_is_not_the_page() {
         let mut tabs = Tabs::default();
-        // Opened for /app, redirected (by the page) to /login, where `m` is missing.
+        // Opened for /app, sent (by the page's code) to /login.
         tabs.adopt(5, "http://h:1/app", "c1");
         tabs.before_navigate(5, "http://h:1/app");
         tabs.completed(5, "http://h:1/app");
         tabs.before_navigate(5, "http://h:1/login");
         tabs.completed(5, "http://h:1/login");
         tabs.method_missing(5, "m");
-        tabs.release(5, "c1", "http://h:1/app");
-        // The next call for /app opens the page afresh (the user may have logged in since).
+        tabs.release(5, "c1");
         assert_eq!(
             tabs.choose("http://h:1/app", "m", TabPolicy::Reuse, "c2"),
             Choice::Open
         );
+        tabs.opened("http://h:1/app", None);
         // Once the user logs in in that tab and the site sends it back to /app, it is
         // at the page again.
         tabs.before_navigate(5, "http://h:1/app");
@@ -610,13 +844,13 @@ mod tests {
         );
         assert_eq!(
             tabs.choose("http://h:1/x", "m", TabPolicy::Reuse, "c2"),
-            Choice::Open,
+            Choice::Join(9),
             "still loading"
         );
     }
 
     #[test]
-    fn failed_or_closed_tabs_are_not_reused() {
+    fn failed_closed_or_unresponsive_tabs_are_not_reused() {
         let mut tabs = Tabs::default();
         loaded(&mut tabs, 1, "http://h:1/", "c1");
         tabs.failed(1, "http://h:1/", "net::ERR_CONNECTION_REFUSED");
@@ -624,6 +858,7 @@ mod tests {
             tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
             Choice::Open
         );
+        tabs.opened("http://h:1/", None);
         loaded(&mut tabs, 2, "http://h:1/", "c3");
         tabs.removed(2);
         assert!(tabs.get(2).is_none());
@@ -631,15 +866,43 @@ mod tests {
             tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c4"),
             Choice::Open
         );
+        tabs.opened("http://h:1/", None);
+        loaded(&mut tabs, 3, "http://h:1/", "c5");
+        tabs.checking(3);
+        assert_eq!(
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c6"),
+            Choice::Open,
+            "not while it is being checked"
+        );
+        tabs.opened("http://h:1/", None);
+        tabs.checked(3, true);
+        assert_eq!(
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c7"),
+            Choice::Reuse(3)
+        );
+        tabs.release(3, "c7");
+        tabs.checking(3);
+        tabs.checked(3, false);
+        assert_eq!(
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c8"),
+            Choice::Open
+        );
+        assert_eq!(tabs.excess(100), vec![3], "closed whatever the limit");
     }
 
     #[test]
-    fn closing_a_busy_tab_is_visible_to_its_call() {
+    fn closing_a_busy_tab_is_visible_to_its_calls() {
         let mut tabs = Tabs::default();
         tabs.adopt(3, "http://h:1/", "c1");
+        assert_eq!(
+            tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
+            Choice::Join(3)
+        );
         tabs.removed(3);
         assert!(tabs.get(3).is_some_and(|t| t.closed));
-        tabs.release(3, "c1", "http://h:1/");
+        tabs.release(3, "c1");
+        assert!(tabs.get(3).is_some_and(|t| t.closed), "c2 still holds it");
+        tabs.release(3, "c2");
         assert!(tabs.get(3).is_none());
     }
 
@@ -658,6 +921,10 @@ mod tests {
         let seq = tabs.get(4).map(|t| t.nav_seq);
         tabs.committed(4, "http://h:1/back");
         assert_ne!(tabs.get(4).map(|t| t.nav_seq), seq);
+        // A URL change inside the document does not.
+        let seq = tabs.get(4).map(|t| t.nav_seq);
+        tabs.url_changed(4, "http://h:1/back#x");
+        assert_eq!(tabs.get(4).map(|t| t.nav_seq), seq);
     }
 
     #[test]
@@ -705,25 +972,31 @@ mod tests {
     }
 
     #[test]
-    fn new_tabs_share_a_window_unless_it_runs_a_call() {
+    fn new_tabs_share_a_window_unless_it_runs_a_call_or_is_claimed() {
         let mut tabs = Tabs::default();
-        assert_eq!(tabs.idle_window(), None, "no window yet: open one");
+        assert_eq!(tabs.claim_idle_window(), None, "no window yet: open one");
         tabs.adopt(1, "http://h:1/a", "c1");
         tabs.set_active(1, Some(10));
-        assert_eq!(tabs.idle_window(), None, "tab 1 runs c1");
+        assert_eq!(tabs.claim_idle_window(), None, "tab 1 runs c1");
         tabs.completed(1, "http://h:1/a");
-        tabs.release(1, "c1", "http://h:1/a");
-        assert_eq!(tabs.idle_window(), Some(10));
+        tabs.release(1, "c1");
+        assert_eq!(tabs.claim_idle_window(), Some(10));
+        assert_eq!(
+            tabs.claim_idle_window(),
+            None,
+            "a call starting at the same moment does not get the same window"
+        );
         // A second page opens in front in window 10; tab 1 goes to the background.
         tabs.adopt(2, "http://h:1/b", "c2");
         tabs.set_active(2, Some(10));
+        tabs.opened("http://h:1/b", Some(10));
         assert!(
             tabs.get(1)
                 .is_some_and(|t| !t.active && t.window == Some(10))
         );
         // While c2 runs, tab 1 must not come to the front in window 10.
         assert!(tabs.window_busy_elsewhere(1));
-        assert_eq!(tabs.idle_window(), None);
+        assert_eq!(tabs.claim_idle_window(), None);
         // A call for tab 1 while c2 runs: tab 1 moves out, and window 10 keeps tab 2.
         tabs.moving(1);
         assert!(tabs.get(1).is_some_and(|t| t.active && t.window.is_none()));
@@ -734,10 +1007,52 @@ mod tests {
                 .is_some_and(|t| t.active && t.window == Some(10))
         );
         tabs.set_active(1, Some(10));
-        tabs.release(2, "c2", "http://h:1/b");
+        tabs.release(2, "c2");
         assert!(!tabs.window_busy_elsewhere(1));
         // The user brought a tab of their own to the front there: not ours to cover.
         tabs.activated(99, 10);
-        assert_eq!(tabs.idle_window(), None);
+        assert_eq!(tabs.claim_idle_window(), None);
+    }
+
+    #[test]
+    fn idle_tabs_beyond_the_limit_are_closed_least_recently_used_first() {
+        let mut tabs = Tabs::default();
+        for (id, page) in [
+            (1, "http://h:1/a"),
+            (2, "http://h:1/b"),
+            (3, "http://h:1/c"),
+        ] {
+            loaded(&mut tabs, id, page, &format!("c{id}"));
+        }
+        assert_eq!(tabs.excess(3), Vec::<TabId>::new());
+        // /a is used again: /b is now the least recently used.
+        assert_eq!(
+            tabs.choose("http://h:1/a", "m", TabPolicy::Reuse, "c4"),
+            Choice::Reuse(1)
+        );
+        tabs.release(1, "c4");
+        assert_eq!(tabs.excess(2), vec![2]);
+        assert_eq!(tabs.excess(1), vec![2, 3]);
+        // A busy tab is never closed, but counts.
+        assert_eq!(
+            tabs.choose("http://h:1/b", "m", TabPolicy::Reuse, "c5"),
+            Choice::Reuse(2)
+        );
+        assert_eq!(tabs.excess(1), vec![3, 1]);
+        let report = tabs.report(1);
+        assert_eq!(report.max_tabs, 1);
+        let rows: Vec<(i64, &str, &str, u32)> = report
+            .tabs
+            .iter()
+            .map(|t| (t.id, t.url.as_str(), t.state.as_str(), t.calls))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (1, "http://h:1/a", "loaded", 0),
+                (2, "http://h:1/b", "loaded", 1),
+                (3, "http://h:1/c", "loaded", 0)
+            ]
+        );
     }
 }

@@ -5,8 +5,10 @@
 //!
 //! A call waits for real readiness: the main frame's navigation completed **and**
 //! `globalThis.__any__[method]` answers a MAIN-world probe (directly, or through the
-//! postMessage lane). Userscripts may register their methods seconds after load, so the
-//! probe is retried until [`METHOD_WAIT_MS`] after load, capped by the call's deadline.
+//! postMessage lane). Userscripts may register their methods seconds after load, so
+//! while the page has no `__any__` methods at all the probe is retried until the call's
+//! deadline; once it has others but not this one (a typo, a script that serves other
+//! methods), the call fails [`METHOD_MISSING_MS`] after load, naming what is there.
 //! While the method runs, [`running`] watches for the tab closing, the page navigating
 //! away, a cancel and the deadline, so nothing ever hangs.
 
@@ -17,8 +19,9 @@ use crate::tabs::{Nav, Tab};
 /// A page whose document is parsed but whose `load` has not fired after this long (a
 /// hanging image, a long poll) counts as loaded, so its methods can still be called.
 pub const LOAD_GRACE_MS: f64 = 5_000.0;
-/// How long after the page loaded a missing method is waited for.
-pub const METHOD_WAIT_MS: f64 = 10_000.0;
+/// How long after the page loaded a missing method is waited for when the page already
+/// has other `__any__` methods, or answered with an HTTP error status.
+pub const METHOD_MISSING_MS: f64 = 2_000.0;
 /// A missing method is reported this long before the call's deadline, so the caller
 /// gets `method_not_found` rather than a bare `timeout`.
 pub const DEADLINE_MARGIN_MS: f64 = 300.0;
@@ -45,6 +48,9 @@ pub enum Next {
     PageLoaded,
     /// Run the MAIN-world probe and report its outcome with [`Wait::probed`].
     Probe,
+    /// The page has no `__any__` methods yet: report `waiting_for_methods` (once), then
+    /// ask again.
+    WaitingForMethods,
     /// The method is there (`lane`: only through the postMessage lane).
     Found {
         lane: bool,
@@ -53,12 +59,16 @@ pub enum Next {
 }
 
 /// What the MAIN-world probe saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Probe {
-    /// `typeof globalThis.__any__?.[method] === "function"`.
+    /// `method` is an own property of `globalThis.__any__` and a function.
     pub main: bool,
     /// A postMessage-lane helper said it serves the method.
     pub lane: bool,
+    /// The own methods of `globalThis.__any__`.
+    pub names: Vec<String>,
+    /// The document's HTTP status (`0`: not known, e.g. not over HTTP).
+    pub status: u16,
 }
 
 /// The readiness wait of one call.
@@ -73,6 +83,9 @@ pub struct Wait {
     interactive_at: Option<f64>,
     next_probe: f64,
     last_probe_error: Option<String>,
+    /// What the last probe that ran saw.
+    seen: Probe,
+    waiting_reported: bool,
 }
 
 impl Wait {
@@ -88,6 +101,8 @@ impl Wait {
             interactive_at: None,
             next_probe: 0.0,
             last_probe_error: None,
+            seen: Probe::default(),
+            waiting_reported: false,
         }
     }
 
@@ -102,10 +117,16 @@ impl Wait {
         self.deadline
     }
 
+    /// When to stop waiting for the method: soon when the page shows it will not come
+    /// (other methods are there, or an HTTP error page), else just before the deadline.
     fn method_deadline(&self, loaded_at: f64) -> f64 {
-        (loaded_at + METHOD_WAIT_MS)
-            .min(self.deadline - DEADLINE_MARGIN_MS)
-            .max(loaded_at)
+        let last = self.deadline - DEADLINE_MARGIN_MS;
+        let settled = !self.seen.names.is_empty() || self.seen.status >= 400;
+        if settled {
+            (loaded_at + METHOD_MISSING_MS).min(last).max(loaded_at)
+        } else {
+            last.max(loaded_at)
+        }
     }
 
     /// Looks at the call's state; `tab` is the tracked tab (`None`: unknown or gone).
@@ -158,7 +179,10 @@ impl Wait {
         match outcome {
             Ok(Probe { main: true, .. }) => return Next::Found { lane: false },
             Ok(Probe { lane: true, .. }) => return Next::Found { lane: true },
-            Ok(_) => self.last_probe_error = None,
+            Ok(seen) => {
+                self.last_probe_error = None;
+                self.seen = seen;
+            }
             Err(e) if cannot_script(&e) => {
                 let hint = if url.starts_with("file:") {
                     " Turn on \"Allow access to file URLs\" for the any extension in chrome://extensions."
@@ -175,23 +199,86 @@ impl Wait {
         let loaded_at = self.loaded_at.unwrap_or(now);
         if now >= self.method_deadline(loaded_at) {
             let waited = (now - loaded_at).round();
-            let mut message = format!(
-                "globalThis.__any__.{} does not exist on {url} after waiting {waited} ms: is the userscript \
-                 that defines it installed and enabled for this page, and does it set \
-                 globalThis.__any__.{} in the page's main world (or serve it through the postMessage lane)? \
-                 Once it does, call again: the next call of {} loads the page afresh.",
-                self.method, self.method, self.method
-            );
-            if let Some(e) = &self.last_probe_error {
-                message.push_str(&format!(" The extension could not look into the page: {e}"));
-            }
             return Next::Stop(Stop::Fail(
-                ErrorBody::new(ErrorCode::MethodNotFound, message).at(self.stage),
+                ErrorBody::new(ErrorCode::MethodNotFound, self.missing_message(url, waited))
+                    .at(self.stage),
             ));
         }
         self.next_probe = now + PROBE_INTERVAL_MS;
+        if self.seen.names.is_empty() && !self.waiting_reported {
+            self.waiting_reported = true;
+            self.stage = Stage::WaitingForMethods;
+            return Next::WaitingForMethods;
+        }
         Next::Sleep
     }
+
+    /// Why the method is not there, and what to do.
+    fn missing_message(&self, url: &str, waited: f64) -> String {
+        let m = &self.method;
+        let status = match self.seen.status {
+            s if s >= 400 => format!(" (the page answered HTTP {s})"),
+            _ => String::new(),
+        };
+        let mut message = if self.seen.names.is_empty() {
+            format!(
+                "globalThis.__any__.{m} does not exist on {url}{status}: the page defined no \
+                 globalThis.__any__ methods at all within {waited} ms after it loaded. Is the userscript \
+                 that defines it installed and enabled for this page, and does it set \
+                 globalThis.__any__.{m} in the page's main world (or serve it through the postMessage lane)?"
+            )
+        } else {
+            let names = self.seen.names.join(", ");
+            let hint = match did_you_mean(m, &self.seen.names) {
+                Some(near) => format!(" Did you mean {near}?"),
+                None => String::new(),
+            };
+            format!(
+                "globalThis.__any__.{m} does not exist on {url}{status}; its methods are: {names}.{hint}"
+            )
+        };
+        message.push_str(&format!(
+            " If a userscript that defines {m} was installed since the page loaded, call again: \
+             the next call of {m} loads the page afresh (once)."
+        ));
+        if let Some(e) = &self.last_probe_error {
+            message.push_str(&format!(" The extension could not look into the page: {e}"));
+        }
+        message
+    }
+}
+
+/// The name in `names` closest to `method`, if one is close: the same but for case, or
+/// within an edit distance of a third of its length (at least 1, at most 3).
+pub fn did_you_mean<'a>(method: &str, names: &'a [String]) -> Option<&'a str> {
+    if let Some(same) = names.iter().find(|n| n.eq_ignore_ascii_case(method)) {
+        return Some(same);
+    }
+    let limit = (method.chars().count() / 3).clamp(1, 3);
+    names
+        .iter()
+        .map(|n| (edit_distance(method, n), n))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n.as_str())
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// A probe failure that retrying cannot fix: the browser forbids scripting this page.
@@ -309,16 +396,11 @@ mod tests {
         assert_eq!(w.poll(20.0, tabs.get(1), false), Next::PageLoaded);
         assert_eq!(w.poll(20.0, tabs.get(1), false), Next::Probe);
         assert_eq!(
-            w.probed(
-                22.0,
-                Ok(Probe {
-                    main: false,
-                    lane: false
-                }),
-                PAGE
-            ),
-            Next::Sleep
+            w.probed(22.0, Ok(Probe::default()), PAGE),
+            Next::WaitingForMethods,
+            "no methods at all yet: said once"
         );
+        assert_eq!(w.stage, Stage::WaitingForMethods);
         assert_eq!(
             w.poll(50.0, tabs.get(1), false),
             Next::Sleep,
@@ -330,7 +412,7 @@ mod tests {
                 3000.0,
                 Ok(Probe {
                     main: true,
-                    lane: false
+                    ..Probe::default()
                 }),
                 PAGE
             ),
@@ -360,8 +442,8 @@ mod tests {
             w.probed(
                 1.0,
                 Ok(Probe {
-                    main: false,
-                    lane: true
+                    lane: true,
+                    ..Probe::default()
                 }),
                 PAGE
             ),
@@ -383,33 +465,100 @@ mod tests {
     }
 
     #[test]
-    fn missing_method_fails_after_the_bounded_wait_with_advice() {
+    fn a_page_without_methods_is_waited_for_until_the_deadline() {
         let mut w = Wait::new(PAGE, "pageInfo", 0.0, 30_000, Stage::Navigating);
         let tabs = tracked(|t| t.completed(1, PAGE));
         w.poll(100.0, tabs.get(1), false);
         assert_eq!(
+            w.probed(200.0, Ok(Probe::default()), PAGE),
+            Next::WaitingForMethods
+        );
+        assert_eq!(w.probed(15_000.0, Ok(Probe::default()), PAGE), Next::Sleep);
+        let late = Probe {
+            main: true,
+            names: vec!["pageInfo".into()],
+            ..Probe::default()
+        };
+        assert_eq!(
+            w.clone().probed(29_000.0, Ok(late), PAGE),
+            Next::Found { lane: false },
+            "a method that comes 29 s after load is still found"
+        );
+        assert_eq!(
             w.probed(
-                5_000.0,
-                Ok(Probe {
-                    main: false,
-                    lane: false
-                }),
+                29_000.0,
+                Err("Frame with ID 0 is showing error page".into()),
                 PAGE
             ),
             Next::Sleep
         );
-        let n = w.probed(
-            10_100.0,
-            Err("Frame with ID 0 is showing error page".into()),
-            PAGE,
-        );
+        let n = w.probed(29_800.0, Ok(Probe::default()), PAGE);
         let Next::Stop(Stop::Fail(e)) = n else {
             panic!("expected failure, got {n:?}")
         };
         assert_eq!(e.code, ErrorCode::MethodNotFound);
         assert!(e.message.contains("userscript"), "{}", e.message);
-        assert!(e.message.contains("error page"), "{}", e.message);
-        assert_eq!(e.stage, Some(Stage::PageLoaded));
+        assert!(
+            e.message.contains("no globalThis.__any__ methods"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.stage, Some(Stage::WaitingForMethods));
+    }
+
+    #[test]
+    fn a_method_missing_among_others_fails_soon_naming_them() {
+        let mut w = Wait::new(PAGE, "pageinfo", 0.0, 60_000, Stage::Navigating);
+        let tabs = tracked(|t| t.completed(1, PAGE));
+        w.poll(100.0, tabs.get(1), false);
+        let seen = Probe {
+            names: vec!["echo".into(), "pageInfo".into()],
+            ..Probe::default()
+        };
+        assert_eq!(w.probed(200.0, Ok(seen.clone()), PAGE), Next::Sleep);
+        assert_eq!(w.stage, Stage::PageLoaded);
+        let n = w.probed(100.0 + METHOD_MISSING_MS, Ok(seen), PAGE);
+        let Next::Stop(Stop::Fail(e)) = n else {
+            panic!("expected failure, got {n:?}")
+        };
+        assert_eq!(e.code, ErrorCode::MethodNotFound);
+        assert!(
+            e.message.contains("its methods are: echo, pageInfo."),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("Did you mean pageInfo?"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn an_http_error_page_without_methods_fails_soon_naming_the_status() {
+        let mut w = Wait::new(PAGE, "m", 0.0, 60_000, Stage::Navigating);
+        let tabs = tracked(|t| t.completed(1, PAGE));
+        w.poll(0.0, tabs.get(1), false);
+        let seen = Probe {
+            status: 404,
+            ..Probe::default()
+        };
+        w.probed(10.0, Ok(seen.clone()), PAGE);
+        let n = w.probed(METHOD_MISSING_MS, Ok(seen), PAGE);
+        let Next::Stop(Stop::Fail(e)) = n else {
+            panic!("expected failure, got {n:?}")
+        };
+        assert!(e.message.contains("HTTP 404"), "{}", e.message);
+    }
+
+    #[test]
+    fn did_you_mean_finds_near_names_only() {
+        let names: Vec<String> = ["pageInfo", "addTodo", "count"].map(String::from).to_vec();
+        assert_eq!(did_you_mean("pageinfo", &names), Some("pageInfo"));
+        assert_eq!(did_you_mean("addTodos", &names), Some("addTodo"));
+        assert_eq!(did_you_mean("cont", &names), Some("count"));
+        assert_eq!(did_you_mean("screenshot", &names), None);
+        assert_eq!(did_you_mean("x", &names), None);
     }
 
     #[test]
@@ -436,14 +585,7 @@ mod tests {
         let mut w = Wait::new(PAGE, "m", 0.0, 2_000, Stage::Navigating);
         let tabs = tracked(|t| t.completed(1, PAGE));
         w.poll(100.0, tabs.get(1), false);
-        let n = w.probed(
-            1_750.0,
-            Ok(Probe {
-                main: false,
-                lane: false,
-            }),
-            PAGE,
-        );
+        let n = w.probed(1_750.0, Ok(Probe::default()), PAGE);
         assert_eq!(fail_code(&n), Some(ErrorCode::MethodNotFound));
     }
 

@@ -112,6 +112,12 @@ pub struct ExtensionStatus {
     pub connected_since: f64,
     /// Calls currently running in this extension.
     pub calls_in_flight: usize,
+    /// The tabs it opened for calls, as it last reported them.
+    #[serde(default)]
+    pub tabs: Vec<crate::OwnedTab>,
+    /// Its limit of idle tabs (0: not reported yet).
+    #[serde(default)]
+    pub max_tabs: u32,
 }
 
 /// One unanswered call in [`Status`].

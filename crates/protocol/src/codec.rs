@@ -150,7 +150,8 @@ fn unknown(ty: &str) -> serde_json::Error {
 }
 
 impl Frame for ExtensionFrame {
-    const TYPES: &'static [&'static str] = &["hello", "progress", "result", "error", "pong"];
+    const TYPES: &'static [&'static str] =
+        &["hello", "progress", "result", "error", "pong", "tabs"];
 
     fn decode_body(ty: &str, text: &str) -> serde_json::Result<Self> {
         Ok(match ty {
@@ -159,6 +160,7 @@ impl Frame for ExtensionFrame {
             "result" => ExtensionFrame::Result(body(text)?),
             "error" => ExtensionFrame::Error(body(text)?),
             "pong" => ExtensionFrame::Pong(body(text)?),
+            "tabs" => ExtensionFrame::Tabs(body(text)?),
             other => return Err(unknown(other)),
         })
     }

@@ -62,6 +62,9 @@ pub enum ExtensionFrame {
     Error(CallError),
     /// Answer to [`ServerFrame::Ping`], echoing its `seq`.
     Pong(Pong),
+    /// The tabs this extension opened for calls, sent after `welcome` and whenever they
+    /// change (at most a few times a second). Informational: `any status` shows them.
+    Tabs(Tabs),
 }
 
 /// Frames sent by the server to the extension.
@@ -232,6 +235,9 @@ pub struct UserScript {
     pub exclude_globs: Vec<String>,
     #[serde(default)]
     pub run_at: RunAt,
+    /// `@noframes`: the script runs in the top frame only, not in frames too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub noframes: bool,
     /// Disabled scripts are kept (and listed) but not registered in the browser.
     pub enabled: bool,
     /// The whole file, header included; runs in the page's MAIN world.
@@ -251,6 +257,28 @@ pub struct Cancel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ping {
     pub seq: u64,
+}
+
+/// See [`ExtensionFrame::Tabs`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tabs {
+    pub tabs: Vec<OwnedTab>,
+    /// Idle tabs beyond this many are closed, least recently used first.
+    pub max_tabs: u32,
+}
+
+/// One tab the extension opened, in [`Tabs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedTab {
+    /// The browser's tab id.
+    pub id: i64,
+    /// The tab's current URL.
+    pub url: String,
+    /// `loading`, `loaded`, `failed` (its page did not load) or `unresponsive` (a
+    /// method never yielded; the tab is being closed).
+    pub state: String,
+    /// Calls running in it now.
+    pub calls: u32,
 }
 
 /// See [`ExtensionFrame::Pong`].
@@ -297,6 +325,9 @@ pub enum Stage {
     Navigating,
     /// The page finished loading.
     PageLoaded,
+    /// The page has loaded but defines no `globalThis.__any__` methods yet: the call
+    /// waits for them (userscripts may add them late) until its deadline.
+    WaitingForMethods,
     /// `globalThis.__any__[method]` exists in the page.
     MethodFound,
     /// The method was invoked and its promise is being awaited.
@@ -312,6 +343,7 @@ impl Stage {
             Stage::TabOpened => "tab_opened",
             Stage::Navigating => "navigating",
             Stage::PageLoaded => "page_loaded",
+            Stage::WaitingForMethods => "waiting_for_methods",
             Stage::MethodFound => "method_found",
             Stage::MethodCalled => "method_called",
         }

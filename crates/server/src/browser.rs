@@ -98,6 +98,11 @@ pub struct BrowserArgs {
     /// (`any call --browser LABEL`). Default: none.
     #[arg(long, value_name = "L")]
     pub label: Option<String>,
+    /// How many idle tabs the extension keeps open; beyond that it closes the least
+    /// recently used idle ones (tabs running a call are never closed). Default: the
+    /// extension's own (10, or what its Options page says).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_tabs: Option<u16>,
     /// One more Chromium command-line flag, passed as is after the ones `any browser`
     /// sets; repeatable. Example: `--chromium-arg=--remote-debugging-port=0` (DevTools
     /// then writes the port it chose to `<profile>/DevToolsActivePort`).
@@ -132,7 +137,7 @@ pub async fn run(port: u16, args: BrowserArgs) -> anyhow::Result<()> {
 
     let server = format!("ws://127.0.0.1:{port}/v1/extension");
     let label = args.label.unwrap_or_default();
-    let loaded = install_extension(&extension, &profile, &server, &label)?;
+    let loaded = install_extension(&extension, &profile, &server, &label, args.max_tabs)?;
     enable_developer_mode(&profile)?;
     allow_user_scripts(&profile)?;
     if load_with == LoadWith::Cdp {
@@ -628,6 +633,7 @@ fn install_extension(
     profile: &Path,
     server: &str,
     label: &str,
+    max_tabs: Option<u16>,
 ) -> anyhow::Result<PathBuf> {
     let target = profile.join(PROFILE_EXTENSION);
     if target.exists() {
@@ -641,7 +647,10 @@ fn install_extension(
             target.display()
         )
     })?;
-    let config = serde_json::json!({ "server": server, "label": label });
+    let mut config = serde_json::json!({ "server": server, "label": label });
+    if let Some(n) = max_tabs {
+        config["max_tabs"] = n.into();
+    }
     std::fs::write(target.join("config.json"), format!("{config:#}\n"))
         .with_context(|| format!("cannot write {}", target.join("config.json").display()))?;
     Ok(target)
@@ -778,8 +787,14 @@ mod tests {
         std::fs::create_dir_all(profile.join(PROFILE_EXTENSION)).unwrap();
         std::fs::write(profile.join(PROFILE_EXTENSION).join("stale.js"), "").unwrap();
 
-        let copy =
-            install_extension(&ext, &profile, "ws://127.0.0.1:4321/v1/extension", "work").unwrap();
+        let copy = install_extension(
+            &ext,
+            &profile,
+            "ws://127.0.0.1:4321/v1/extension",
+            "work",
+            Some(4),
+        )
+        .unwrap();
 
         assert_eq!(copy, profile.join("any-extension"));
         assert_eq!(
@@ -792,7 +807,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             config,
-            serde_json::json!({"server": "ws://127.0.0.1:4321/v1/extension", "label": "work"})
+            serde_json::json!({"server": "ws://127.0.0.1:4321/v1/extension", "label": "work", "max_tabs": 4})
         );
         std::fs::remove_dir_all(root).unwrap();
     }

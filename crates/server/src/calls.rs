@@ -97,6 +97,8 @@ struct Extension {
     since: SystemTime,
     tx: mpsc::UnboundedSender<Outbound>,
     calls: HashSet<CallId>,
+    /// The tabs it last said it opened.
+    tabs: any_protocol::Tabs,
 }
 
 impl Extension {
@@ -408,6 +410,7 @@ impl Hub {
             since: SystemTime::now(),
             tx,
             calls: HashSet::new(),
+            tabs: any_protocol::Tabs::default(),
         };
         tracing::info!(
             "extension {} connected (extension {}, capabilities {:?})",
@@ -449,6 +452,13 @@ impl Hub {
     }
 
     /// A `progress` frame from `conn`.
+    /// The extension's report of the tabs it opened (shown by `status`).
+    pub fn tabs(&self, conn: ConnId, tabs: any_protocol::Tabs) {
+        if let Some(ext) = self.lock().extensions.get_mut(&conn) {
+            ext.tabs = tabs;
+        }
+    }
+
     pub fn progress(&self, conn: ConnId, id: &CallId, stage: Stage) {
         let mut inner = self.lock();
         match inner.calls.get_mut(id) {
@@ -612,6 +622,8 @@ impl Hub {
                     .map(|d| d.as_secs_f64())
                     .unwrap_or(0.0),
                 calls_in_flight: ext.calls.len(),
+                tabs: ext.tabs.tabs.clone(),
+                max_tabs: ext.tabs.max_tabs,
             })
             .collect();
         let mut calls: Vec<(Instant, CallStatus)> = inner

@@ -481,6 +481,24 @@ pub fn render_status(status: &Status) -> String {
             ]);
         }
         out.push_str(&table(&rows));
+        for e in status.extensions.iter().filter(|e| !e.tabs.is_empty()) {
+            out.push_str(&format!(
+                "\nTabs {} opened ({}; idle ones beyond {} are closed):\n",
+                e.conn,
+                e.tabs.len(),
+                e.max_tabs
+            ));
+            let mut rows = vec![["TAB", "STATE", "CALLS", "URL"].map(str::to_owned).to_vec()];
+            for t in &e.tabs {
+                rows.push(vec![
+                    t.id.to_string(),
+                    t.state.clone(),
+                    t.calls.to_string(),
+                    t.url.clone(),
+                ]);
+            }
+            out.push_str(&table(&rows));
+        }
     }
     out.push('\n');
     if status.calls.is_empty() {
@@ -662,6 +680,15 @@ mod tests {
             .find(|l| l.contains("ext-1") && l.contains("work"))
             .expect("extension row");
         assert!(ext.contains("Chromium 156.0.8078.73"), "{ext}");
+        assert!(
+            table.contains("Tabs ext-1 opened (1; idle ones beyond 10 are closed):"),
+            "{table}"
+        );
+        let tab = table.lines().find(|l| l.contains("1204")).expect("tab row");
+        assert!(
+            tab.contains("loaded") && tab.contains("https://example.com/"),
+            "{tab}"
+        );
         let call = table.lines().find(|l| l.contains("c-7")).expect("call row");
         for cell in [
             "pageInfo",

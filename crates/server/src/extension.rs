@@ -323,6 +323,7 @@ fn handle_frame(hub: &Hub, conn: ConnId, text: &str) {
         Ok(ExtensionFrame::Error(e)) => hub.answer(conn, &e.id, Err(e.error)),
         Ok(ExtensionFrame::Progress(p)) => hub.progress(conn, &p.id, p.stage),
         Ok(ExtensionFrame::Pong(p)) => tracing::trace!("ext-{conn}: pong {}", p.seq),
+        Ok(ExtensionFrame::Tabs(t)) => hub.tabs(conn, t),
         Ok(ExtensionFrame::Hello(_)) => tracing::warn!("ext-{conn} sent a second hello: ignored"),
         Err(e) => {
             tracing::warn!(

@@ -222,7 +222,7 @@ pub fn document() -> Value {
                 }
             },
             "Stage": {"type": "string", "enum": ["queued", "dispatched", "tab_opened", "navigating",
-                "page_loaded", "method_found", "method_called"]},
+                "page_loaded", "waiting_for_methods", "method_found", "method_called"]},
             "Health": {
                 "type": "object",
                 "required": ["ok", "version", "extensions"],

@@ -2,9 +2,9 @@
 //!
 //! Runs in: the `any serve` process (and natively in tests). Keys any can honour are
 //! read; keys that would change what the script can do but that any cannot provide
-//! (`@grant` other than `none`, `@require`, `@resource`, `@include`) are errors rather
-//! than silently ignored; purely descriptive keys (`@namespace`, `@author`, …) are
-//! ignored.
+//! (`@grant` other than `none`, `@require`, `@resource`, `@include`, `@inject-into
+//! content`, `@sandbox DOM`) are errors rather than silently ignored; purely descriptive
+//! keys (`@namespace`, `@author`, …) are ignored.
 
 use std::fmt;
 
@@ -86,6 +86,7 @@ pub fn parse(source: &str) -> Result<UserScript, HeaderError> {
         exclude_matches: Vec::new(),
         exclude_globs: Vec::new(),
         run_at: RunAt::default(),
+        noframes: false,
         enabled: true,
         code: source.to_owned(),
     };
@@ -175,6 +176,32 @@ pub fn parse(source: &str) -> Result<UserScript, HeaderError> {
                     }
                 };
                 run_at = Some((n, when));
+            }
+            "noframes" => script.noframes = true,
+            // any runs every hosted script in the page's own world, which is what these
+            // values ask for (Violentmonkey's `page`/`auto`, Tampermonkey's `raw` and
+            // `JavaScript`); the isolated world they may also ask for is refused.
+            "inject-into" if matches!(value, "page" | "auto") => {}
+            "inject-into" => {
+                return Err(HeaderError::at(
+                    n,
+                    format!(
+                        "@inject-into {value:?} is not supported: any runs userscripts in the \
+                         page's own world, where globalThis.__any__ is the page's \
+                         (`@inject-into page`); remove the line or say `page`"
+                    ),
+                ));
+            }
+            "sandbox" if matches!(value, "raw" | "JavaScript") => {}
+            "sandbox" => {
+                return Err(HeaderError::at(
+                    n,
+                    format!(
+                        "@sandbox {value:?} is not supported: any runs userscripts in the \
+                         page's own world, where globalThis.__any__ is the page's \
+                         (`@sandbox raw`); remove the line or say `raw`"
+                    ),
+                ));
             }
             "grant" if value != "none" => {
                 return Err(HeaderError::at(

@@ -62,6 +62,23 @@ fn run_at_defaults_to_document_idle() {
             .expect("parses");
     assert_eq!(script.run_at, RunAt::DocumentIdle);
     assert_eq!(script.version, "");
+    assert!(!script.noframes, "frames too, unless @noframes");
+}
+
+#[test]
+fn noframes_and_the_page_world_keys_are_read() {
+    let script = parse(
+        "// ==UserScript==\n// @name x\n// @match https://a.example/*\n// @noframes\n\
+         // @inject-into page\n// @sandbox raw\n// ==/UserScript==\n",
+    )
+    .expect("parses");
+    assert!(script.noframes);
+    for ok in ["@inject-into auto", "@sandbox JavaScript"] {
+        let source = format!(
+            "// ==UserScript==\n// @name x\n// @match https://a.example/*\n// {ok}\n// ==/UserScript==\n"
+        );
+        assert!(parse(&source).is_ok(), "{ok}");
+    }
 }
 
 /// (source, expected Display of the error).
@@ -122,6 +139,14 @@ const BAD: &[(&str, &str)] = &[
     (
         "// ==UserScript==\n// @name x\n// @require https://cdn.example/lib.js\n// ==/UserScript==\n",
         "line 3: @require is not supported",
+    ),
+    (
+        "// ==UserScript==\n// @name x\n// @match https://a.example/*\n// @inject-into content\n// ==/UserScript==\n",
+        "line 4: @inject-into \"content\" is not supported: any runs userscripts in the page's own world",
+    ),
+    (
+        "// ==UserScript==\n// @name x\n// @match https://a.example/*\n// @sandbox DOM\n// ==/UserScript==\n",
+        "line 4: @sandbox \"DOM\" is not supported",
     ),
     (
         "// ==UserScript==\n// @name x\nvar a = 1;\n// ==/UserScript==\n",

@@ -96,6 +96,7 @@ fn a_script_runs_where_it_matches_and_is_not_excluded() {
         exclude_matches: vec!["https://shop.example.com/admin/*".into()],
         exclude_globs: vec!["*logout*".into()],
         run_at: RunAt::DocumentIdle,
+        noframes: false,
         enabled: true,
         code: String::new(),
     };

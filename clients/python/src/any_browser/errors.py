@@ -24,7 +24,8 @@ class AnyError(Exception):
         message: what happened and, where there is one, what to do.
         stack: for a `PageError`, the page's stack trace.
         stage: how far the call got (``"queued"``, ``"dispatched"``, ``"tab_opened"``,
-            ``"navigating"``, ``"page_loaded"``, ``"method_found"``, ``"method_called"``).
+            ``"navigating"``, ``"page_loaded"``, ``"waiting_for_methods"``,
+            ``"method_found"``, ``"method_called"``).
         call_id: the server's id of the call (``"c-7"``), to find it in its log.
         status: the HTTP status the server answered with.
     """

@@ -31,6 +31,8 @@ use crate::page;
 use crate::tabs::{Choice, TabId};
 use crate::wait::{self, Next, POLL_MS, Probe, Stop, Wait};
 
+/// At most this many of a page's method names are read (and named in an error).
+const MAX_NAMES: usize = 50;
 /// How long the MAIN-world probe waits for a postMessage-lane helper to say it serves
 /// the method (only when `globalThis.__any__[method]` is absent).
 const LANE_ASK_MS: u32 = 50;
@@ -88,16 +90,37 @@ async fn run_job(call: Call, script: Option<String>) {
         return;
     }
     let mut held: Option<TabId> = None;
-    let outcome = flow(&call, script.as_deref(), started, &mut held).await;
+    let mut called = false;
+    let outcome = flow(&call, script.as_deref(), started, &mut held, &mut called).await;
     if let Some(tab) = held {
         let missing = script.is_none()
             && matches!(&outcome, Err(Stop::Fail(e)) if e.code == ErrorCode::MethodNotFound);
+        // A method that outlived its deadline may have stopped the page itself
+        // (`while (true) {}`): such a tab is closed, not reused. (The server's cancel at
+        // the deadline may arrive before the extension's own deadline fires.)
+        let timed_out = called
+            && matches!(
+                &outcome,
+                Err(Stop::Cancelled)
+                    | Err(Stop::Fail(ErrorBody {
+                        code: ErrorCode::Timeout,
+                        ..
+                    }))
+            );
         with(|a| {
             if missing {
                 a.tabs.method_missing(tab, &call.method);
             }
-            a.tabs.release(tab, &call.id, &call.page);
+            if timed_out {
+                a.tabs.checking(tab);
+            }
+            a.tabs.release(tab, &call.id);
         });
+        if timed_out {
+            wasm_bindgen_futures::spawn_local(check_responsive(tab));
+        }
+        super::close_excess_tabs();
+        super::tabs_changed();
     }
     let end = now();
     match outcome {
@@ -178,10 +201,11 @@ async fn flow(
     script: Option<&str>,
     started: f64,
     held: &mut Option<TabId>,
+    called: &mut bool,
 ) -> Result<Json, Stop> {
     let id = call.id.as_str();
-    let choice =
-        with(|a| a.tabs.choose(&call.page, &call.method, call.tab, id)).unwrap_or(Choice::Open);
+    let choice = choose(call, started).await?;
+    super::tabs_changed();
     let stage = match choice {
         Choice::Reuse(tab) | Choice::Reload(tab) => {
             *held = Some(tab);
@@ -216,7 +240,7 @@ async fn flow(
             if matches!(choice, Choice::Reload(_)) {
                 // The method was missing in this document when a call last looked: a new
                 // one (a userscript installed since runs only in new documents).
-                with(|a| a.tabs.reloading(tab));
+                with(|a| a.tabs.reloading(tab, &call.method));
                 settle(chrome::tabs_reload(tab)).await.map_err(|e| {
                     Stop::Fail(
                         ErrorBody::new(
@@ -233,6 +257,13 @@ async fn flow(
                 Stage::TabOpened
             }
         }
+        Choice::Join(tab) => {
+            // Another call is loading the page in this tab: wait for it like that call.
+            *held = Some(tab);
+            progress(id, Stage::TabOpened);
+            progress(id, Stage::Navigating);
+            Stage::Navigating
+        }
         Choice::Open => {
             let tab = open_tab(call).await?;
             *held = Some(tab);
@@ -240,6 +271,7 @@ async fn flow(
             progress(id, Stage::Navigating);
             Stage::Navigating
         }
+        Choice::Wait => unreachable!("choose() waits"),
     };
     let Some(tab) = *held else {
         return Err(Stop::Fail(
@@ -275,6 +307,7 @@ async fn flow(
             match next {
                 Next::Sleep => sleep(POLL_MS).await,
                 Next::PageLoaded => progress(id, Stage::PageLoaded),
+                Next::WaitingForMethods => progress(id, Stage::WaitingForMethods),
                 // A script needs the page loaded, not a method.
                 Next::Probe if script.is_some() => break false,
                 Next::Probe => {
@@ -309,6 +342,7 @@ async fn flow(
                     match wait.probed(now(), outcome.map_err(|e| e.0), &url) {
                         Next::Found { lane } => break lane,
                         Next::Stop(stop) => return Err(stop),
+                        Next::WaitingForMethods => progress(id, Stage::WaitingForMethods),
                         _ => sleep(POLL_MS).await,
                     }
                 }
@@ -329,10 +363,8 @@ async fn flow(
     // the method ran. This spares one WebSocket frame per call (worker → network service →
     // server) while the injection is in flight — under the 8-page load a call takes
     // ~8 ms, so a shorter delay would still send most of them; see bench/README.md.
-    with(|a| {
-        a.calls.stage(id, Stage::MethodCalled);
-        a.tabs.running(tab);
-    });
+    with(|a| a.calls.stage(id, Stage::MethodCalled));
+    *called = true;
     wait.stage = Stage::MethodCalled;
     let called = now();
     let reported = Cell::new(false);
@@ -379,6 +411,63 @@ async fn flow(
     }
 }
 
+/// The tab choice for the call: while another call is opening a tab at the same page,
+/// waits for that tab (its calls share it) rather than opening a second one.
+async fn choose(call: &Call, started: f64) -> Result<Choice, Stop> {
+    let deadline = started + call.timeout_ms as f64;
+    loop {
+        let choice = with(|a| a.tabs.choose(&call.page, &call.method, call.tab, &call.id))
+            .unwrap_or(Choice::Open);
+        if choice != Choice::Wait {
+            return Ok(choice);
+        }
+        if with(|a| a.calls.is_cancelled(&call.id)) != Some(false) {
+            return Err(Stop::Cancelled);
+        }
+        if now() >= deadline {
+            return Err(Stop::Fail(
+                ErrorBody::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "the call did not finish within {} ms: another call was still opening {} in a new tab",
+                        call.timeout_ms, call.page
+                    ),
+                )
+                .at(Stage::Dispatched),
+            ));
+        }
+        sleep(POLL_MS).await;
+    }
+}
+
+/// After a call timed out while its method ran: does the page still run its own code?
+/// A page that does not answer a trivial injection within [`RESPONSIVE_MS`] (a method
+/// that never yields keeps its renderer busy for good) is marked unresponsive and
+/// closed, so no later call lands in it.
+async fn check_responsive(tab: TabId) {
+    if tab_closed(tab) {
+        return;
+    }
+    let func = chrome::PROBE.with(Function::clone);
+    let args = ["".into(), 0.into()];
+    let check = in_page(tab, &func, &args);
+    let responsive = match select(pin!(check), pin!(sleep(RESPONSIVE_MS))).await {
+        Either::Left(_) => true,
+        Either::Right(_) => {
+            super::log(format!(
+                "tab {tab} did not answer {RESPONSIVE_MS} ms after a call timed out in it: closing it"
+            ));
+            false
+        }
+    };
+    with(|a| a.tabs.checked(tab, responsive));
+    super::close_excess_tabs();
+    super::tabs_changed();
+}
+
+/// How long a page may take to answer the check after a call timed out in it.
+const RESPONSIVE_MS: u32 = 1_000;
+
 fn nav_seq(tab: TabId) -> u64 {
     with(|a| a.tabs.get(tab).map(|t| t.nav_seq))
         .flatten()
@@ -397,8 +486,25 @@ fn tab_closed(tab: TabId) -> bool {
 /// keyboard focus with the user's window. Where windows cannot be created (no window
 /// system), an active tab in the current window is the fallback.
 async fn open_tab(call: &Call) -> Result<TabId, Stop> {
+    let window = with(|a| a.tabs.claim_idle_window()).flatten();
+    let opened = create_tab(call, window).await;
+    with(|a| {
+        if let Ok((tab, window)) = opened {
+            a.tabs.adopt(tab, &call.page, &call.id);
+            a.tabs.set_active(tab, window);
+        }
+        a.tabs.opened(&call.page, window);
+    });
+    let (tab, _) = opened?;
+    super::save_owned_tabs();
+    Ok(tab)
+}
+
+/// Creates the tab: in `window` when one was claimed, else in a new window; the tab's
+/// id and window.
+async fn create_tab(call: &Call, window: Option<i32>) -> Result<(TabId, Option<i32>), Stop> {
     let url = call.page.as_str();
-    let (created, window) = match with(|a| a.tabs.idle_window()).flatten() {
+    let (created, window) = match window {
         Some(window) => {
             let props = obj(&[
                 ("url", url.into()),
@@ -440,12 +546,7 @@ async fn open_tab(call: &Call) -> Result<TabId, Stop> {
                 .at(Stage::Dispatched),
         ));
     };
-    with(|a| {
-        a.tabs.adopt(tab, &call.page, &call.id);
-        a.tabs.set_active(tab, window);
-    });
-    super::save_owned_tabs();
-    Ok(tab)
+    Ok((tab, window.or_else(|| js::get_i32(&created, "windowId"))))
 }
 
 /// Runs `func(args)` in the tab's MAIN world and returns its value.
@@ -469,6 +570,12 @@ async fn probe(tab: TabId, method: &str) -> JsResult<Probe> {
     Ok(Probe {
         main: get(&seen, "main").as_bool() == Some(true),
         lane: get(&seen, "lane").as_bool() == Some(true),
+        names: js::items(&get(&seen, "names"))
+            .iter()
+            .filter_map(JsValue::as_string)
+            .take(MAX_NAMES)
+            .collect(),
+        status: get(&seen, "status").as_f64().map_or(0, |s| s as u16),
     })
 }
 

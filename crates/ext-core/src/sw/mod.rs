@@ -16,7 +16,7 @@ mod userscripts;
 use std::cell::RefCell;
 
 use any_protocol::{
-    BrowserInfo, CallError, ErrorBody, ErrorCode, ExtensionFrame, Hello, Pong, ServerFrame,
+    BrowserInfo, CallError, ErrorBody, ErrorCode, ExtensionFrame, Hello, Pong, ServerFrame, Stage,
     VERSION, decode, encode,
 };
 use js_sys::Promise;
@@ -285,13 +285,17 @@ async fn fetch_text(url: &str) -> js::JsResult<Option<String>> {
 
 async fn read_stored() -> ConfigLayer {
     match settle(chrome::storage_local_get(
-        &js::array(&["server".into(), "label".into()]).into(),
+        &js::array(&["server".into(), "label".into(), "max_tabs".into()]).into(),
     ))
     .await
     {
         Ok(items) => ConfigLayer {
             server: get_string(&items, "server"),
             label: get_string(&items, "label"),
+            max_tabs: get(&items, "max_tabs")
+                .as_f64()
+                .filter(|n| *n >= 1.0)
+                .map(|n| n as usize),
         },
         Err(e) => {
             error(format!("could not read the stored settings: {e}"));
@@ -328,7 +332,7 @@ async fn restore_reject() {
 
 /// Keeps the ids of the tabs this extension opened in `storage.session`, so that a
 /// restarted worker still reuses them (and never takes over the user's tabs).
-fn save_owned_tabs() {
+pub(crate) fn save_owned_tabs() {
     let ids = with(|a| a.tabs.owned_ids()).unwrap_or_default();
     let ids: js_sys::Array = ids.into_iter().map(JsValue::from).collect();
     let items = obj(&[("owned_tabs", ids.into())]);
@@ -337,6 +341,29 @@ fn save_owned_tabs() {
             error(format!("could not remember the extension's tabs: {e}"));
         }
     });
+}
+
+/// Closes the idle tabs this extension opened beyond the configured limit, least
+/// recently used first, and unresponsive ones (see [`crate::tabs::Tabs::excess`]).
+/// Chrome closes a window when its last tab goes.
+pub(crate) fn close_excess_tabs() {
+    let excess = with(|a| a.tabs.excess(a.config.max_tabs)).unwrap_or_default();
+    if excess.is_empty() {
+        return;
+    }
+    with(|a| {
+        for id in &excess {
+            a.tabs.removed(*id);
+        }
+    });
+    save_owned_tabs();
+    for id in excess {
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = settle(chrome::tabs_remove(id)).await {
+                log(format!("could not close idle tab {id}: {e}"));
+            }
+        });
+    }
 }
 
 async fn restore_owned_tabs() {
@@ -559,7 +586,38 @@ fn frame_kind(frame: &ExtensionFrame) -> String {
         ExtensionFrame::Result(r) => format!("result of {}", r.id),
         ExtensionFrame::Error(e) => format!("error of {}", e.id),
         ExtensionFrame::Pong(_) => "pong".to_owned(),
+        ExtensionFrame::Tabs(t) => format!("tabs ({})", t.tabs.len()),
     }
+}
+
+thread_local! {
+    /// The tabs report last sent on the current connection, and whether one is due.
+    static TABS_SENT: RefCell<(Option<any_protocol::Tabs>, bool)> = const { RefCell::new((None, false)) };
+}
+
+/// How long tab changes are gathered before one `tabs` frame reports them.
+const TABS_REPORT_MS: u32 = 250;
+
+/// The tabs this extension opened may have changed: the server hears of it within
+/// [`TABS_REPORT_MS`], in one frame, and only if the report differs from the last.
+pub(crate) fn tabs_changed() {
+    let due = TABS_SENT.with(|t| std::mem::replace(&mut t.borrow_mut().1, true));
+    if due {
+        return;
+    }
+    wasm_bindgen_futures::spawn_local(async {
+        js::sleep(TABS_REPORT_MS).await;
+        TABS_SENT.with(|t| t.borrow_mut().1 = false);
+        let Some((report, connected)) =
+            with(|a| (a.tabs.report(a.config.max_tabs), a.link.is_connected()))
+        else {
+            return;
+        };
+        let fresh = TABS_SENT.with(|t| t.borrow().0.as_ref() != Some(&report));
+        if connected && fresh && send(&ExtensionFrame::Tabs(report.clone())) {
+            TABS_SENT.with(|t| t.borrow_mut().0 = Some(report));
+        }
+    });
 }
 
 /// One text frame from the server on socket `sock`.
@@ -576,6 +634,9 @@ fn received(sock: u64, text: &str) {
             let actions = with(|a| a.link.welcomed(sock, now(), w.heartbeat_ms));
             log(format!("connected (server {})", w.server_version));
             apply(actions.unwrap_or_default());
+            // A new connection hears the whole report.
+            TABS_SENT.with(|t| t.borrow_mut().0 = None);
+            tabs_changed();
         }
         Ok(ServerFrame::Reject(r)) => {
             let actions = with(|a| {
@@ -591,6 +652,15 @@ fn received(sock: u64, text: &str) {
         Ok(ServerFrame::Scripts(s)) => userscripts::received(s.scripts),
         Ok(ServerFrame::Run(r)) => wasm_bindgen_futures::spawn_local(call::run_script(r)),
         Ok(ServerFrame::Cancel(c)) => {
+            // A method still running at its deadline may have stopped its page: no
+            // other call is given that tab until it is checked (the call's own end, at
+            // the next watch tick, starts the check; a call arriving meanwhile must
+            // not land there).
+            with(|a| {
+                if a.calls.stage_of(&c.id) == Some(Stage::MethodCalled) {
+                    a.tabs.checking_call(&c.id);
+                }
+            });
             if with(|a| a.calls.cancel(&c.id)) == Some(true) {
                 log(format!(
                     "call {} cancelled by the server: {}",
@@ -629,12 +699,14 @@ pub fn on_event(kind: &str, detail: JsValue) {
         "nav_before" if main_frame() => _ = with(|a| a.tabs.before_navigate(tab, &url)),
         "nav_committed" if main_frame() => _ = with(|a| a.tabs.committed(tab, &url)),
         "nav_dom_ready" if main_frame() => _ = with(|a| a.tabs.dom_ready(tab, &url)),
+        "nav_url_changed" if main_frame() => _ = with(|a| a.tabs.url_changed(tab, &url)),
         "nav_completed" if main_frame() => _ = with(|a| a.tabs.completed(tab, &url)),
         "nav_error" if main_frame() => {
             let e = get_string(&detail, "error").unwrap_or_else(|| "unknown error".to_owned());
             with(|a| a.tabs.failed(tab, &url, &e));
         }
-        "nav_before" | "nav_committed" | "nav_dom_ready" | "nav_completed" | "nav_error" => {}
+        "nav_before" | "nav_committed" | "nav_dom_ready" | "nav_url_changed" | "nav_completed"
+        | "nav_error" => {}
         "tab_removed" => {
             let id = detail.as_f64().map_or(-1, |n| n as i32);
             let owned = with(|a| {
@@ -665,6 +737,9 @@ pub fn on_event(kind: &str, detail: JsValue) {
         }
         other => error(format!("unknown event {other:?} from background.js")),
     }
+    if kind.starts_with("nav_") || kind.starts_with("tab_") {
+        tabs_changed();
+    }
 }
 
 /// The user changed the stored server or label: resolve again, reconnect if it matters.
@@ -680,6 +755,8 @@ async fn reload_stored() {
             None
         }
     });
+    close_excess_tabs();
+    tabs_changed();
     if let Some(Some((server, actions))) = actions {
         log(format!("settings changed; connecting to {server}"));
         apply(actions);
@@ -687,7 +764,7 @@ async fn reload_stored() {
 }
 
 /// Requests from the popup and options page: `{type: "status"}`,
-/// `{type: "set_config", server?, label?}`, `{type: "retry"}`.
+/// `{type: "set_config", server?, label?, max_tabs?}` (strings as typed), `{type: "retry"}`.
 #[wasm_bindgen]
 pub fn on_message(message: JsValue) -> Promise {
     wasm_bindgen_futures::future_to_promise(async move {
@@ -718,6 +795,13 @@ async fn set_config(message: &JsValue) -> serde_json::Value {
             return json!({"ok": false, "error": e});
         }
         items.push(("label", JsValue::from_str(label.trim())));
+    }
+    if let Some(max_tabs) = get_string(message, "max_tabs") {
+        match config::validate_max_tabs(&max_tabs) {
+            // 0: the default again.
+            Ok(n) => items.push(("max_tabs", JsValue::from(n.unwrap_or(0) as u32))),
+            Err(e) => return json!({"ok": false, "error": e}),
+        }
     }
     // storage.onChanged then brings the new values in (one path for every change).
     match settle(chrome::storage_local_set(&obj(&items))).await {
