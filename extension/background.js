@@ -26,6 +26,7 @@ chrome.webNavigation.onCompleted.addListener(forward("nav_completed"));
 chrome.webNavigation.onHistoryStateUpdated.addListener(forward("nav_url_changed"));
 chrome.webNavigation.onReferenceFragmentUpdated.addListener(forward("nav_url_changed"));
 chrome.webNavigation.onErrorOccurred.addListener(forward("nav_error"));
+chrome.downloads.onCreated.addListener(forward("download_created"));
 chrome.storage.onChanged.addListener((changes, area) => forward("storage_changed")({ changes, area }));
 
 // A page's channel connector (extension/isolated-world.js) opening its port.

@@ -11,6 +11,13 @@
 // event goes back on the port. Strings only: an event's detail crosses worlds only as a
 // primitive. Nothing here decides anything.
 
+// Why nothing ran in the MAIN world: the document's origin ("null" when the document is
+// sandboxed, e.g. by `Content-Security-Policy: sandbox`, where the MAIN world runs no
+// script but this world still does) and MIME type.
+export function describe() {
+  return { origin: String(self.origin), contentType: String(document.contentType) };
+}
+
 // Opens the port named `name` if the MAIN world's end for `key` is in this document.
 // Returns whether it did.
 export function connect(name, key) {

@@ -14,7 +14,8 @@
 // Is globalThis.__any__[method] there (an own property that is a function)? If not,
 // does a postMessage-lane helper (a userscript in another world,
 // clients/userscript/any-lane.js) serve it? Returns {main: boolean, lane: boolean,
-// names: [the own methods of __any__], status: the document's HTTP status or 0}.
+// names: [the own methods of __any__], status: the document's HTTP status or 0,
+// contentType: the document's MIME type}.
 export async function probe(method, laneWaitMs) {
   const api = globalThis.__any__;
   let names = [];
@@ -29,7 +30,8 @@ export async function probe(method, laneWaitMs) {
   try {
     status = performance.getEntriesByType("navigation")[0]?.responseStatus ?? 0;
   } catch (_) {}
-  if (names.includes(method)) return { main: true, lane: false, names, status };
+  const contentType = String(document.contentType);
+  if (names.includes(method)) return { main: true, lane: false, names, status, contentType };
   const id = `any-probe-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const lane = await new Promise((resolve) => {
     const done = (has) => {
@@ -46,7 +48,7 @@ export async function probe(method, laneWaitMs) {
     addEventListener("message", onMessage);
     postMessage({ __any__: "request", id, op: "has", method }, "*");
   });
-  return { main: false, lane, names, status };
+  return { main: false, lane, names, status, contentType };
 }
 
 // Calls globalThis.__any__[method](params) (or, with viaLane, asks the postMessage-lane

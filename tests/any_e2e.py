@@ -32,6 +32,12 @@ TINY_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 
+# The smallest PDF Chromium's viewer opens: one empty page.
+TINY_PDF = (b"%PDF-1.1\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+            b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+            b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 100 100]>>endobj\n"
+            b"trailer<</Root 1 0 R>>\n%%EOF\n")
+
 # Loopback only: never the system's proxy settings.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -215,11 +221,12 @@ class Browser:
 
     def __init__(self, any_bin: Path, extension: Path, port: int, profile: Path, log: Path,
                  label: str | None = None, chromium_args: tuple[str, ...] = (),
-                 args: tuple[str, ...] = ()):
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None):
         self.any_bin, self.extension, self.port = any_bin, extension, port
         self.profile, self.log, self.label = profile, log, label
         self.chromium_args = chromium_args
         self.args = args  # more flags of `any browser`, e.g. ("--load-with", "cdp")
+        self.env = None if env is None else {**os.environ, **env}  # e.g. a HOME of its own
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -230,7 +237,8 @@ class Browser:
         cmd += [f"--chromium-arg={arg}" for arg in self.chromium_args]
         cmd += self.args
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=self.env)
 
     def chromium_pids(self) -> list[int]:
         return _profile_processes(self.profile)
@@ -291,11 +299,12 @@ class Stack:
         return server
 
     def browser(self, port: int, label: str | None = None, profile: Path | None = None,
-                chromium_args: tuple[str, ...] = (), args: tuple[str, ...] = ()) -> Browser:
+                chromium_args: tuple[str, ...] = (), args: tuple[str, ...] = (),
+                env: dict[str, str] | None = None) -> Browser:
         profile = profile or self.tmp / f"profile-{len(self.started)}-{port}"
         browser = Browser(self.any_bin, self.extension, port, profile,
                           self.tmp / f"browser-{len(self.started)}-{port}.log", label,
-                          chromium_args, args)
+                          chromium_args, args, env)
         self.started.append(browser)
         return browser
 
@@ -354,11 +363,26 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
             self._send(TINY_PNG, "image/png")
         elif path == "/lane/any-lane.js":
             self._send(LANE_HELPER.read_bytes(), "text/javascript; charset=utf-8")
+        elif path == "/sandboxed.html":
+            # A real site's header: the document is sandboxed, and no script runs in it.
+            self._send((PAGES / "plain.html").read_bytes(), "text/html; charset=utf-8",
+                       {"Content-Security-Policy": "sandbox"})
+        elif path == "/missing.html":
+            # An HTTP error page of the site, with the site's methods on it.
+            self._send((PAGES / "plain.html").read_bytes(), "text/html; charset=utf-8",
+                       status=404)
+        elif path == "/image.png":
+            self._send(TINY_PNG, "image/png")
+        elif path == "/document.pdf":
+            self._send(TINY_PDF, "application/pdf")
+        elif path == "/report.csv":
+            self._send(b"a,b\n1,2\n", "text/csv",
+                       {"Content-Disposition": 'attachment; filename="report.csv"'})
         else:
             super().do_GET()
 
-    def _send(self, body: bytes, content_type: str, headers=None):
-        self.send_response(200)
+    def _send(self, body: bytes, content_type: str, headers=None, status: int = 200):
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():

@@ -11,11 +11,14 @@ page URLs of its own, so its tabs are its own.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from cdp import Cdp, devtools_port
+
+EXTENSION_ID = "knhhpckbjemjphphdhibpcjmgbngnmig"
 
 
 def ran(shared, page: str) -> list[tuple]:
@@ -222,3 +225,72 @@ def test_four_new_pages_at_once_in_a_browser_started_like_a_persons(stack, pages
     assert server.call(page, "ping") == "pong"
     counts += [server.call(page, "count")["n"] for _ in range(3)]
     assert counts == [1, 2, 3, 4, 5, 6], counts
+
+
+# ---------------------------------------------------------------- documents without methods
+
+
+def failed_within(shared, seconds: float, page: str, method: str = "pageInfo", **kw):
+    """(status, error) of a call that must fail within `seconds`."""
+    started = time.monotonic()
+    status, error = shared.fail(page, method, timeout_ms=30_000, tab="new", **kw)
+    elapsed = time.monotonic() - started
+    assert elapsed < seconds, f"{page} took {elapsed:.1f}s to fail: {error}"
+    return status, error
+
+
+def test_a_sandboxed_document_says_no_script_can_run_in_it(shared, pages):
+    status, error = failed_within(shared, 5, f"{pages}/sandboxed.html")
+    assert (status, error["code"]) == (422, "not_scriptable"), error
+    assert "sandboxed by its Content-Security-Policy" in error["message"], error
+
+
+def test_an_image_and_a_pdf_say_what_they_are(shared, pages):
+    for path, kind in (("image.png", "image/png"), ("document.pdf", "application/pdf")):
+        status, error = failed_within(shared, 5, f"{pages}/{path}")
+        assert (status, error["code"]) == (404, "method_not_found"), error
+        assert f"it is not a web page: it is {kind}" in error["message"], error
+
+
+def test_an_http_error_page_runs_its_methods_and_names_its_status(shared, pages):
+    page = f"{pages}/missing.html"
+    assert shared.call(page, "pageInfo")["title"] == "any plain page"
+    status, error = failed_within(shared, 5, page, "noSuchMethod")
+    assert (status, error["code"]) == (404, "method_not_found"), error
+    assert "(the page answered HTTP 404)" in error["message"], error
+
+
+def test_a_file_url_without_file_access_says_how_to_allow_it(stack, tmp_path):
+    file = tmp_path / "local.html"
+    file.write_text("<!doctype html><title>a local file</title>")
+    server = stack.server()
+    server.start()
+    browser = stack.user_browser(server.port)
+    # "Allow access to file URLs" off, as after Load unpacked in a person's Chrome.
+    (browser.profile / "Default").mkdir(parents=True)
+    (browser.profile / "Default" / "Preferences").write_text(json.dumps({"extensions": {
+        "settings": {EXTENSION_ID: {"newAllowFileAccess": False}}}}))
+    browser.start()
+    server.wait_extension()
+    status, error = failed_within(server, 5, file.as_uri())
+    assert (status, error["code"]) == (502, "navigation_failed"), error
+    assert "Allow access to file URLs" in error["message"], error
+
+
+def test_a_page_that_is_a_download_fails_naming_it_and_leaves_no_file(stack, pages, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    server = stack.server()
+    server.start()
+    stack.browser(server.port, env={"HOME": str(home)}).start()
+    server.wait_extension()
+    started = time.monotonic()
+    status, error = server.fail(f"{pages}/report.csv", "pageInfo", timeout_ms=15_000)
+    assert time.monotonic() - started < 5
+    assert (status, error["code"]) == (502, "navigation_failed"), error
+    assert "is a download (text/csv)" in error["message"], error
+    time.sleep(1)
+    left = [p.name for p in home.rglob("*") if "report" in p.name]
+    assert left == [], left
+    # The browser goes on serving calls.
+    assert server.call(f"{pages}/plain.html", "pageInfo")["title"] == "any plain page"

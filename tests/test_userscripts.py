@@ -285,6 +285,16 @@ def test_ad_hoc_scripts_run_on_the_strict_csp_page_with_allow_scripts(hosting, p
     assert "line 2" in body["error"]["message"], body
 
 
+def test_an_ad_hoc_script_on_a_sandboxed_document_names_the_sandbox(hosting, pages):
+    server, _, _ = hosting
+    started = time.monotonic()
+    status, body = http_json("POST", server.base + "/v1/run", {
+        "page": f"{pages}/sandboxed.html", "script": "return 1;", "timeout_ms": 10_000})
+    assert (status, body["error"]["code"]) == (422, "not_scriptable"), body
+    assert "sandboxed by its Content-Security-Policy" in body["error"]["message"], body
+    assert time.monotonic() - started < 5
+
+
 def test_with_allow_user_scripts_off_calls_and_runs_say_what_to_switch_on(stack, pages, tmp_path):
     server = stack.server()
     server.start(args=("--allow-scripts", "--scripts-dir", str(tmp_path / "scripts")))

@@ -10,7 +10,7 @@ import { invoke, invokeInstalled, probe, takeStashed } from "../page-world.js";
 import { connect } from "../isolated-world.js";
 
 // A page always has a document; the channel's ends meet on it.
-globalThis.document = new EventTarget();
+globalThis.document = Object.assign(new EventTarget(), { contentType: "text/html" });
 
 const call = async (fn, params = {}) => {
   globalThis.__any__ = { m: fn };
@@ -107,8 +107,9 @@ test("postMessage lane: probe finds a lane method, invoke calls it, no side answ
     laneThrows: async () => { throw new TypeError("nope"); },
     laneBad: async () => ({ f: () => 1 }),
   });
-  assert.deepEqual(await probe("viaLane", 50), { main: false, lane: true, names: [], status: 0 });
-  assert.deepEqual(await probe("nobody", 50), { main: false, lane: false, names: [], status: 0 });
+  const page = { names: [], status: 0, contentType: "text/html" };
+  assert.deepEqual(await probe("viaLane", 50), { main: false, lane: true, ...page });
+  assert.deepEqual(await probe("nobody", 50), { main: false, lane: false, ...page });
   assert.deepEqual(await invoke("viaLane", '{"a":1}', true), { ok: true, json: '{"got":{"a":1}}' });
   const t = await invoke("laneThrows", "{}", true);
   assert.equal(t.error.name, "TypeError");

@@ -26,6 +26,7 @@ HTTP_STATUS = {
     "too_many_calls": 429,
     "page_error": 422,
     "not_serializable": 422,
+    "not_scriptable": 422,
     "navigation_failed": 502,
     "tab_closed": 502,
     "extension_disconnected": 502,

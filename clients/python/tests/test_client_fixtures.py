@@ -33,6 +33,7 @@ CODE_CLASSES: dict[str, type[any_browser.AnyError]] = {
     "forbidden": any_browser.Forbidden,
     "too_many_calls": any_browser.TooManyCalls,
     "scripts_disabled": any_browser.ScriptsDisabled,
+    "not_scriptable": any_browser.NotScriptable,
 }
 
 

@@ -87,7 +87,7 @@ fn same(script: &UserScript, registered: &Registered) -> bool {
         && registered.exclude_globs == script.exclude_globs
         && registered.run_at.as_deref().unwrap_or("document_idle") == script.run_at.as_str()
         && registered.world.as_deref() == Some("MAIN")
-        && registered.all_frames.unwrap_or(false) == !script.noframes
+        && registered.all_frames.unwrap_or(false) != script.noframes
         && registered.js.len() == 1
         && registered.js[0].code.as_deref() == Some(code(script).as_str())
 }
@@ -211,7 +211,7 @@ mod tests {
             "js": [{"code": "/* a */\n//# sourceURL=any-userscripts/a.user.js\n"}]
         }))
         .expect("parses");
-        assert!(plan(&[a.clone()], &[from_chrome.clone()]).is_empty());
+        assert!(plan(std::slice::from_ref(&a), std::slice::from_ref(&from_chrome)).is_empty());
         // In frames too is a change.
         a.noframes = false;
         assert_eq!(plan(&[a], &[from_chrome]).unregister, ["a"]);

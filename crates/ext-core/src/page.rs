@@ -37,6 +37,7 @@ pub fn page_error(error_json: &str, method: &str) -> ErrorBody {
     let mut body = match e.code.as_str() {
         "not_serializable" => ErrorBody::new(ErrorCode::NotSerializable, e.message),
         "method_not_found" => ErrorBody::new(ErrorCode::MethodNotFound, e.message),
+        "not_scriptable" => ErrorBody::new(ErrorCode::NotScriptable, e.message),
         _ => {
             let mut b = ErrorBody::new(ErrorCode::PageError, e.message);
             if !e.name.is_empty() {

@@ -75,6 +75,11 @@ pub struct Tab {
     pub unresponsive: bool,
     /// When a call last started or ended here (a counter, for least-recently-used).
     pub used: u64,
+    /// The extension opened or reloaded the tab, and no document has loaded since: a
+    /// download that starts now is the call's page turning out to be a file.
+    pub opening: bool,
+    /// The call's page turned out to be a download: what it was.
+    pub download: Option<String>,
 }
 
 impl Tab {
@@ -95,6 +100,8 @@ impl Tab {
             checking: false,
             unresponsive: false,
             used: 0,
+            opening: false,
+            download: None,
         }
     }
 
@@ -201,6 +208,7 @@ impl Tabs {
     /// `webNavigation.onDOMContentLoaded` for a main frame.
     pub fn dom_ready(&mut self, id: TabId, url: &str) {
         let t = self.entry(id, url);
+        t.opening = false;
         if t.nav != Nav::Complete {
             t.nav = Nav::Interactive;
             t.url = url.to_owned();
@@ -210,6 +218,7 @@ impl Tabs {
     /// `webNavigation.onCompleted` for a main frame.
     pub fn completed(&mut self, id: TabId, url: &str) {
         let t = self.entry(id, url);
+        t.opening = false;
         t.nav = Nav::Complete;
         t.url = url.to_owned();
     }
@@ -237,8 +246,22 @@ impl Tabs {
         let used = self.tick();
         let t = self.entry(id, url);
         t.owned = true;
+        t.opening = t.nav == Nav::Loading;
         t.calls.push(call.to_owned());
         t.used = used;
+    }
+
+    /// `downloads.onCreated` for `url`: if a tab this extension is opening or reloading
+    /// was navigating to `url`, that page is a download (`what` describes it); returns
+    /// the tab. Downloads a page starts itself are not the extension's business.
+    pub fn download_started(&mut self, url: &str, what: &str) -> Option<TabId> {
+        let want = normalize_url(url);
+        let (id, t) = self.tabs.iter_mut().find(|(_, t)| {
+            t.owned && t.opening && (t.at == want || normalize_url(&t.url) == want)
+        })?;
+        t.download = Some(what.to_owned());
+        t.opening = false;
+        Some(*id)
     }
 
     /// The opening of a tab at `page` (begun by [`Tabs::choose`] returning
@@ -380,6 +403,7 @@ impl Tabs {
         }
         if let Some(t) = self.tabs.get_mut(&id) {
             t.reloaded_for.push(method.to_owned());
+            t.opening = true;
         }
     }
 
@@ -657,6 +681,32 @@ mod tests {
         assert_eq!(
             tabs.choose("http://h:1/other", "m", TabPolicy::Reuse, "c6"),
             Choice::Open
+        );
+    }
+
+    #[test]
+    fn a_page_that_is_a_download_is_told_apart_from_downloads_pages_start() {
+        let mut tabs = Tabs::default();
+        tabs.adopt(4, "http://h:1/report.csv", "c1");
+        tabs.before_navigate(4, "http://h:1/report.csv");
+        assert_eq!(
+            tabs.download_started("http://h:1/other.csv", "text/csv"),
+            None
+        );
+        assert_eq!(
+            tabs.download_started("http://h:1/report.csv", "text/csv"),
+            Some(4)
+        );
+        assert_eq!(
+            tabs.get(4).and_then(|t| t.download.as_deref()),
+            Some("text/csv")
+        );
+        // A loaded page that starts a download (an export button) keeps it.
+        loaded(&mut tabs, 5, "http://h:1/app", "c2");
+        tabs.before_navigate(5, "http://h:1/export.csv");
+        assert_eq!(
+            tabs.download_started("http://h:1/export.csv", "text/csv"),
+            None
         );
     }
 

@@ -29,6 +29,9 @@ pub const DEADLINE_MARGIN_MS: f64 = 300.0;
 pub const POLL_MS: u32 = 20;
 /// How often the MAIN-world probe runs while the method is missing.
 pub const PROBE_INTERVAL_MS: f64 = 100.0;
+/// How long a navigation that was aborted (`net::ERR_ABORTED`, which is also how a page
+/// that turns out to be a download ends) waits for the download to be reported.
+pub const ABORT_GRACE_MS: f64 = 500.0;
 
 /// Why a call stops without a result.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +72,22 @@ pub struct Probe {
     pub names: Vec<String>,
     /// The document's HTTP status (`0`: not known, e.g. not over HTTP).
     pub status: u16,
+    /// The document's MIME type (`document.contentType`), e.g. `text/html`.
+    pub content_type: String,
+    /// Nothing ran in the page's MAIN world (the probe had no answer); the fields below
+    /// are then what the ISOLATED world saw.
+    pub blocked: bool,
+    /// The document is sandboxed (its origin is opaque) and runs no script.
+    pub sandboxed: bool,
+}
+
+impl Probe {
+    /// A document type userscripts define methods in (HTML, XHTML, SVG, XML), or not
+    /// known yet.
+    fn is_web_page(&self) -> bool {
+        let t = self.content_type.as_str();
+        t.is_empty() || t == "text/html" || t.ends_with("+xml") || t.ends_with("/xml")
+    }
 }
 
 /// The readiness wait of one call.
@@ -86,6 +105,7 @@ pub struct Wait {
     /// What the last probe that ran saw.
     seen: Probe,
     waiting_reported: bool,
+    aborted_at: Option<f64>,
 }
 
 impl Wait {
@@ -103,6 +123,7 @@ impl Wait {
             last_probe_error: None,
             seen: Probe::default(),
             waiting_reported: false,
+            aborted_at: None,
         }
     }
 
@@ -121,7 +142,8 @@ impl Wait {
     /// (other methods are there, or an HTTP error page), else just before the deadline.
     fn method_deadline(&self, loaded_at: f64) -> f64 {
         let last = self.deadline - DEADLINE_MARGIN_MS;
-        let settled = !self.seen.names.is_empty() || self.seen.status >= 400;
+        let settled =
+            !self.seen.names.is_empty() || self.seen.status >= 400 || !self.seen.is_web_page();
         if settled {
             (loaded_at + METHOD_MISSING_MS).min(last).max(loaded_at)
         } else {
@@ -131,6 +153,22 @@ impl Wait {
 
     /// Looks at the call's state; `tab` is the tracked tab (`None`: unknown or gone).
     pub fn poll(&mut self, now: f64, tab: Option<&Tab>, cancelled: bool) -> Next {
+        if let Some(what) = tab.and_then(|t| t.download.as_deref())
+            && !cancelled
+        {
+            return Next::Stop(Stop::Fail(
+                ErrorBody::new(
+                    ErrorCode::NavigationFailed,
+                    format!(
+                        "{} is a download ({what}), not a page: the browser started to save it \
+                         instead of showing it. any cancelled that download and removed what had \
+                         arrived, so nothing is left in the browser's downloads.",
+                        self.page
+                    ),
+                )
+                .at(self.stage),
+            ));
+        }
         if let Some(stop) = common_stops(
             now,
             tab,
@@ -144,6 +182,11 @@ impl Wait {
         }
         let Some(tab) = tab else { return Next::Sleep };
         if let Nav::Failed(error) = &tab.nav {
+            if error.contains("ERR_ABORTED")
+                && now - *self.aborted_at.get_or_insert(now) < ABORT_GRACE_MS
+            {
+                return Next::Sleep;
+            }
             return Next::Stop(Stop::Fail(
                 ErrorBody::new(
                     ErrorCode::NavigationFailed,
@@ -179,6 +222,23 @@ impl Wait {
         match outcome {
             Ok(Probe { main: true, .. }) => return Next::Found { lane: false },
             Ok(Probe { lane: true, .. }) => return Next::Found { lane: true },
+            Ok(Probe {
+                blocked: true,
+                sandboxed: true,
+                ..
+            }) => {
+                let message = format!(
+                    "no script can run in {url}: the document is sandboxed by its \
+                     Content-Security-Policy (`sandbox` without `allow-scripts`), so it can have \
+                     no globalThis.__any__ methods"
+                );
+                return Next::Stop(Stop::Fail(
+                    ErrorBody::new(ErrorCode::NotScriptable, message).at(self.stage),
+                ));
+            }
+            Ok(Probe { blocked: true, .. }) => {
+                self.last_probe_error = Some("no script ran in the page's main world".into());
+            }
             Ok(seen) => {
                 self.last_probe_error = None;
                 self.seen = seen;
@@ -191,7 +251,7 @@ impl Wait {
                 };
                 let message = format!("the extension may not run code on {url}: {e}.{hint}");
                 return Next::Stop(Stop::Fail(
-                    ErrorBody::new(ErrorCode::MethodNotFound, message).at(self.stage),
+                    ErrorBody::new(ErrorCode::NotScriptable, message).at(self.stage),
                 ));
             }
             Err(e) => self.last_probe_error = Some(e),
@@ -216,10 +276,16 @@ impl Wait {
     /// Why the method is not there, and what to do.
     fn missing_message(&self, url: &str, waited: f64) -> String {
         let m = &self.method;
-        let status = match self.seen.status {
+        let mut status = match self.seen.status {
             s if s >= 400 => format!(" (the page answered HTTP {s})"),
             _ => String::new(),
         };
+        if !self.seen.is_web_page() {
+            status.push_str(&format!(
+                " (it is not a web page: it is {}, shown by the browser itself)",
+                self.seen.content_type
+            ));
+        }
         let mut message = if self.seen.names.is_empty() {
             format!(
                 "globalThis.__any__.{m} does not exist on {url}{status}: the page defined no \
@@ -452,6 +518,39 @@ mod tests {
     }
 
     #[test]
+    fn a_page_that_is_a_download_fails_naming_it() {
+        let mut w = Wait::new("http://h:1/r.csv", "m", 0.0, 30_000, Stage::Navigating);
+        let mut tabs = Tabs::default();
+        tabs.adopt(1, "http://h:1/r.csv", "c");
+        tabs.before_navigate(1, "http://h:1/r.csv");
+        tabs.failed(1, "http://h:1/r.csv", "net::ERR_ABORTED");
+        assert_eq!(
+            w.poll(10.0, tabs.get(1), false),
+            Next::Sleep,
+            "a download may follow"
+        );
+        tabs.download_started("http://h:1/r.csv", "text/csv");
+        tabs.removed(1);
+        let Next::Stop(Stop::Fail(e)) = w.poll(20.0, tabs.get(1), false) else {
+            panic!("expected a failure")
+        };
+        assert_eq!(e.code, ErrorCode::NavigationFailed);
+        assert!(
+            e.message.contains("is a download (text/csv)"),
+            "{}",
+            e.message
+        );
+        // An abort with no download is reported once the grace is over.
+        let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
+        let tabs = tracked(|t| t.failed(1, PAGE, "net::ERR_ABORTED"));
+        assert_eq!(w.poll(10.0, tabs.get(1), false), Next::Sleep);
+        assert_eq!(
+            fail_code(&w.poll(10.0 + ABORT_GRACE_MS, tabs.get(1), false)),
+            Some(ErrorCode::NavigationFailed)
+        );
+    }
+
+    #[test]
     fn navigation_error_is_reported_with_the_net_error() {
         let mut w = Wait::new(PAGE, "m", 0.0, 30_000, Stage::Navigating);
         let tabs = tracked(|t| t.failed(1, PAGE, "net::ERR_CONNECTION_REFUSED"));
@@ -552,6 +651,63 @@ mod tests {
     }
 
     #[test]
+    fn a_sandboxed_document_fails_at_once_naming_its_csp() {
+        let mut w = Wait::new(PAGE, "m", 0.0, 60_000, Stage::Navigating);
+        let tabs = tracked(|t| t.completed(1, PAGE));
+        w.poll(0.0, tabs.get(1), false);
+        let blocked = Probe {
+            blocked: true,
+            ..Probe::default()
+        };
+        assert_eq!(
+            w.probed(10.0, Ok(blocked), PAGE),
+            Next::WaitingForMethods,
+            "nothing ran, for no known reason: keep looking"
+        );
+        let sandboxed = Probe {
+            blocked: true,
+            sandboxed: true,
+            content_type: "text/html".into(),
+            ..Probe::default()
+        };
+        let Next::Stop(Stop::Fail(e)) = w.probed(20.0, Ok(sandboxed), PAGE) else {
+            panic!("expected a failure")
+        };
+        assert_eq!(e.code, ErrorCode::NotScriptable);
+        assert!(
+            e.message
+                .contains("sandboxed by its Content-Security-Policy"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn an_image_or_pdf_fails_soon_naming_its_type() {
+        let mut w = Wait::new(PAGE, "m", 0.0, 60_000, Stage::Navigating);
+        let tabs = tracked(|t| t.completed(1, PAGE));
+        w.poll(0.0, tabs.get(1), false);
+        let pdf = Probe {
+            content_type: "application/pdf".into(),
+            ..Probe::default()
+        };
+        assert_eq!(
+            w.probed(10.0, Ok(pdf.clone()), PAGE),
+            Next::WaitingForMethods
+        );
+        let Next::Stop(Stop::Fail(e)) = w.probed(METHOD_MISSING_MS, Ok(pdf), PAGE) else {
+            panic!("expected a failure")
+        };
+        assert_eq!(e.code, ErrorCode::MethodNotFound);
+        assert!(
+            e.message
+                .contains("it is not a web page: it is application/pdf"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn did_you_mean_finds_near_names_only() {
         let names: Vec<String> = ["pageInfo", "addTodo", "count"].map(String::from).to_vec();
         assert_eq!(did_you_mean("pageinfo", &names), Some("pageInfo"));
@@ -572,7 +728,7 @@ mod tests {
         let Next::Stop(Stop::Fail(e)) = n else {
             panic!("expected failure, got {n:?}")
         };
-        assert_eq!(e.code, ErrorCode::MethodNotFound);
+        assert_eq!(e.code, ErrorCode::NotScriptable);
         assert!(
             e.message.contains("Allow access to file URLs"),
             "{}",

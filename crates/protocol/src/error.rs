@@ -83,11 +83,17 @@ pub enum ErrorCode {
     /// `any serve --allow-scripts`, or the browser's "Allow User Scripts" switch for the
     /// any extension is off (the message says which, and what to switch on). HTTP 403.
     ScriptsDisabled,
+    /// No script can run in the document at `page`, so it can have no methods: it is
+    /// sandboxed by its Content-Security-Policy (`sandbox` without `allow-scripts`), or
+    /// it is a page the browser does not let extensions script (`chrome://`, the web
+    /// store, `file://` without "Allow access to file URLs"). The message names the
+    /// cause. HTTP 422.
+    NotScriptable,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::NoExtension,
         ErrorCode::Timeout,
         ErrorCode::BadRequest,
@@ -103,6 +109,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::TooManyCalls,
         ErrorCode::ScriptsDisabled,
+        ErrorCode::NotScriptable,
     ];
 
     /// The wire name, e.g. `"method_not_found"`.
@@ -123,6 +130,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::TooManyCalls => "too_many_calls",
             ErrorCode::ScriptsDisabled => "scripts_disabled",
+            ErrorCode::NotScriptable => "not_scriptable",
         }
     }
 
@@ -144,6 +152,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::TooManyCalls => "TooManyCalls",
             ErrorCode::ScriptsDisabled => "ScriptsDisabled",
+            ErrorCode::NotScriptable => "NotScriptable",
         }
     }
 
@@ -156,7 +165,7 @@ impl ErrorCode {
             ErrorCode::MethodNotFound => 404,
             ErrorCode::TooLarge => 413,
             ErrorCode::TooManyCalls => 429,
-            ErrorCode::PageError | ErrorCode::NotSerializable => 422,
+            ErrorCode::PageError | ErrorCode::NotSerializable | ErrorCode::NotScriptable => 422,
             ErrorCode::NavigationFailed
             | ErrorCode::TabClosed
             | ErrorCode::ExtensionDisconnected

@@ -54,7 +54,7 @@ pub enum Command {
             10 no_extension, 11 timeout, 12 bad_request, 13 method_not_found, 14 page_error,\n  \
             15 navigation_failed, 16 tab_closed, 17 not_serializable, 18 extension_disconnected,\n  \
             19 protocol_error, 20 too_large, 21 unauthorized, 22 forbidden,\n  \
-            23 too_many_calls, 24 scripts_disabled",
+            23 too_many_calls, 24 scripts_disabled, 25 not_scriptable",
         after_help = "Examples:\n  any call https://example.com pageInfo --params '{\"delay\": 500}'\n  \
             any call https://example.com pageInfo --browser work --timeout 60 --json"
     )]

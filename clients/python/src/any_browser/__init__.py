@@ -36,6 +36,7 @@ from .errors import (
     Unauthorized,
     Forbidden,
     ScriptsDisabled,
+    NotScriptable,
 )
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "Unauthorized",
     "Forbidden",
     "ScriptsDisabled",
+    "NotScriptable",
     "ScriptInfo",
     "call",
 ]

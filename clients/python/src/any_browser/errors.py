@@ -162,6 +162,14 @@ class ScriptsDisabled(AnyError):
     CODE = "scripts_disabled"
 
 
+class NotScriptable(AnyError):
+    """No script can run in the page, so it can have no methods: it is sandboxed by its
+    Content-Security-Policy, or the browser does not let extensions script it
+    (``chrome://``, ``file://`` without file access). The message names the cause."""
+
+    CODE = "not_scriptable"
+
+
 class ServerUnavailable(AnyError):
     """No any server answers on the address and none could be started there."""
 
@@ -186,6 +194,7 @@ _BY_CODE: dict[str, type[AnyError]] = {
         Forbidden,
         TooManyCalls,
         ScriptsDisabled,
+        NotScriptable,
     )
 }
 

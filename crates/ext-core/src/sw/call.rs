@@ -532,10 +532,15 @@ async fn create_tab(call: &Call, window: Option<i32>) -> Result<(TabId, Option<i
         }
     };
     let created = created.map_err(|e| {
+        let hint = if call.page.starts_with("file:") {
+            " Turn on \"Allow access to file URLs\" for the any extension in chrome://extensions."
+        } else {
+            ""
+        };
         Stop::Fail(
             ErrorBody::new(
                 ErrorCode::NavigationFailed,
-                format!("could not open a tab at {}: {e}", call.page),
+                format!("could not open a tab at {}: {e}.{hint}", call.page),
             )
             .at(Stage::Dispatched),
         )
@@ -567,6 +572,9 @@ async fn in_page(tab: TabId, func: &Function, args: &[JsValue]) -> JsResult<JsVa
 async fn probe(tab: TabId, method: &str) -> JsResult<Probe> {
     let func = chrome::PROBE.with(Function::clone);
     let seen = in_page(tab, &func, &[method.into(), LANE_ASK_MS.into()]).await?;
+    if !seen.is_object() {
+        return describe(tab).await;
+    }
     Ok(Probe {
         main: get(&seen, "main").as_bool() == Some(true),
         lane: get(&seen, "lane").as_bool() == Some(true),
@@ -576,6 +584,30 @@ async fn probe(tab: TabId, method: &str) -> JsResult<Probe> {
             .take(MAX_NAMES)
             .collect(),
         status: get(&seen, "status").as_f64().map_or(0, |s| s as u16),
+        content_type: js::get_string(&seen, "contentType").unwrap_or_default(),
+        ..Probe::default()
+    })
+}
+
+/// Nothing ran in the tab's MAIN world: what its ISOLATED world (where the extension's
+/// own scripts still run) sees of the document — a sandboxed document has the opaque
+/// origin `"null"`.
+async fn describe(tab: TabId) -> JsResult<Probe> {
+    let injection = obj(&[
+        ("target", obj(&[("tabId", tab.into())]).into()),
+        ("world", "ISOLATED".into()),
+        ("injectImmediately", true.into()),
+        ("func", chrome::DESCRIBE.with(Function::clone).into()),
+    ]);
+    let results = settle(chrome::execute_script(&injection)).await?;
+    let seen = js::items(&results)
+        .first()
+        .map_or(JsValue::UNDEFINED, |r| get(r, "result"));
+    Ok(Probe {
+        blocked: true,
+        sandboxed: js::get_string(&seen, "origin").as_deref() == Some("null"),
+        content_type: js::get_string(&seen, "contentType").unwrap_or_default(),
+        ..Probe::default()
     })
 }
 
@@ -667,7 +699,19 @@ async fn execute(tab: TabId, script: &str) -> JsResult<JsValue> {
     if envelope.is_object() {
         return Ok(envelope);
     }
-    // Nothing came back: the code did not compile. Compile the script alone (not run)
+    // Nothing came back: a sandboxed document runs no script at all, or the code did not
+    // compile.
+    if describe(tab).await.is_ok_and(|seen| seen.sandboxed) {
+        let message = "no script can run in the page: the document is sandboxed by its \
+                       Content-Security-Policy (`sandbox` without `allow-scripts`)";
+        return Ok(js::from_json(
+            &serde_json::json!({"ok": false, "error": {
+                "code": "not_scriptable", "name": "NotScriptable", "message": message
+            }})
+            .to_string(),
+        ));
+    }
+    // So the code did not compile. Compile the script alone (not run)
     // with an error listener in front, to say where.
     let key = format!("any.syntax/{}", js_sys::Math::random().to_bits());
     let listen = format!(

@@ -14,6 +14,12 @@ extern "C" {
     pub fn tabs_create(props: &Object) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = update)]
     pub fn tabs_update(tab_id: i32, props: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "downloads"], js_name = cancel)]
+    pub fn downloads_cancel(id: i32) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "downloads"], js_name = removeFile)]
+    pub fn downloads_remove_file(id: i32) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "downloads"], js_name = erase)]
+    pub fn downloads_erase(query: &Object) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = remove)]
     pub fn tabs_remove(tab_id: i32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = reload)]
@@ -98,6 +104,8 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(thread_local_v2, js_name = connect)]
     pub static CONNECT: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = describe)]
+    pub static DESCRIBE: Function;
 }
 
 // A `chrome.runtime.Port` (from `chrome.runtime.onConnect`) and its events.

@@ -719,6 +719,21 @@ pub fn on_event(kind: &str, detail: JsValue) {
                 save_owned_tabs();
             }
         }
+        "download_created" => {
+            let url = get_string(&detail, "finalUrl")
+                .filter(|u| !u.is_empty())
+                .or_else(|| get_string(&detail, "url"))
+                .unwrap_or_default();
+            let mime = get_string(&detail, "mime").filter(|m| !m.is_empty());
+            let what = mime.unwrap_or_else(|| "a file".to_owned());
+            let claimed = with(|a| a.tabs.download_started(&url, &what)).flatten();
+            if let (Some(tab), Some(id)) = (claimed, get_i32(&detail, "id")) {
+                log(format!(
+                    "{url}, opened in tab {tab} for a call, is a download: cancelling it"
+                ));
+                wasm_bindgen_futures::spawn_local(discard_download(id));
+            }
+        }
         "tab_activated" => {
             if let Some(window) = get_i32(&detail, "windowId") {
                 with(|a| a.tabs.activated(tab, window));
@@ -739,6 +754,19 @@ pub fn on_event(kind: &str, detail: JsValue) {
     }
     if kind.starts_with("nav_") || kind.starts_with("tab_") {
         tabs_changed();
+    }
+}
+
+/// Cancels a download the extension caused by opening a call's page, and removes what
+/// arrived of it and its entry in the browser's list (a page that is a file is not what
+/// the call asked for, and the person's downloads are theirs).
+async fn discard_download(id: i32) {
+    let _ = settle(chrome::downloads_cancel(id)).await;
+    // A small file may have finished before the cancel: then its file is deleted.
+    let _ = settle(chrome::downloads_remove_file(id)).await;
+    let query = obj(&[("id", id.into())]);
+    if let Err(e) = settle(chrome::downloads_erase(&query)).await {
+        log(format!("could not erase download {id}: {e}"));
     }
 }
 
