@@ -2,7 +2,8 @@
 # build.sh — builds, demonstrates and tests any.
 #
 #   ./build.sh setup   install what this machine lacks (wasm target, wasm-bindgen-cli,
-#                      Python test packages; Chromium via apt when run as root)
+#                      Python test packages; Chromium and the X desktop tools of the
+#                      headed tests via apt when run as root)
 #   ./build.sh build   build the `any` binary and the extension into dist/extension
 #   ./build.sh demo    build, then run the demo: server, headless Chromium with the
 #                      extension, a call on a bundled page, the result printed
@@ -49,6 +50,24 @@ ensure_chromium() {
   fi
 }
 
+# The headed tests (tests/test_desktop.py) run Chromium on an X server of their own, with
+# a window manager, and read the windows' state with xdotool, xprop and wmctrl.
+DESKTOP_TOOLS=(Xvfb openbox xdotool xprop wmctrl)
+DESKTOP_PACKAGES=(xvfb openbox xdotool x11-utils wmctrl)
+
+ensure_desktop_tools() {
+  local t missing=0
+  for t in "${DESKTOP_TOOLS[@]}"; do command -v "$t" >/dev/null || missing=1; done
+  [[ $missing == 0 ]] && return 0
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing the X desktop tools for the headed tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DESKTOP_PACKAGES[@]}" >/dev/null
+  else
+    say "the headed desktop tests will be skipped: install ${DESKTOP_PACKAGES[*]} (e.g. sudo apt-get install ${DESKTOP_PACKAGES[*]})"
+  fi
+}
+
 ensure_python_packages() {
   # Cheap when everything is present; installs what a requirement added since lacks.
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
@@ -57,6 +76,7 @@ ensure_python_packages() {
 setup() {
   ensure_wasm_toolchain
   ensure_chromium
+  ensure_desktop_tools
   ensure_python_packages
 }
 

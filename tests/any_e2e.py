@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -268,7 +269,11 @@ QUIET_FLAGS = ("--headless=new", "--disable-gpu", "--disable-quic", "--no-first-
 
 class UserBrowser(Browser):
     """Chromium started the way a person's is, not by `any browser`: no anti-throttling
-    switches, the extension loaded from a copy whose `config.json` names the server."""
+    switches, the extension loaded from a copy whose `config.json` names the server.
+    `headed` shows its windows (on the display `env` names); `url` is its first page."""
+
+    headed = False
+    url = "about:blank"
 
     def start(self) -> None:
         copy = self.profile.parent / f"{self.profile.name}-extension"
@@ -276,13 +281,14 @@ class UserBrowser(Browser):
         (copy / "config.json").write_text(json.dumps(
             {"server": f"ws://127.0.0.1:{self.port}/v1/extension", "label": self.label or ""}))
         chromium = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
-        cmd = [chromium, *QUIET_FLAGS, f"--user-data-dir={self.profile}",
-               f"--load-extension={copy}"]
+        flags = [f for f in QUIET_FLAGS if not (self.headed and f.startswith("--headless"))]
+        cmd = [chromium, *flags, f"--user-data-dir={self.profile}", f"--load-extension={copy}"]
         if os.geteuid() == 0:
             cmd.append("--no-sandbox")
-        cmd += [*self.chromium_args, "about:blank"]
+        cmd += [*self.chromium_args, self.url]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=self.env)
 
 
 class Stack:
@@ -308,11 +314,14 @@ class Stack:
         self.started.append(browser)
         return browser
 
-    def user_browser(self, port: int, chromium_args: tuple[str, ...] = ()) -> UserBrowser:
+    def user_browser(self, port: int, chromium_args: tuple[str, ...] = (), headed: bool = False,
+                     env: dict[str, str] | None = None, url: str = "about:blank") -> UserBrowser:
         """A Chromium started like a person's (see `UserBrowser`)."""
         n = len(self.started)
         browser = UserBrowser(self.any_bin, self.extension, port, self.tmp / f"user-profile-{n}-{port}",
-                              self.tmp / f"user-browser-{n}-{port}.log", None, chromium_args)
+                              self.tmp / f"user-browser-{n}-{port}.log", None, chromium_args,
+                              env=env)
+        browser.headed, browser.url = headed, url
         self.started.append(browser)
         return browser
 
@@ -335,6 +344,11 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
     and `/lane/any-lane.js` from clients/userscript."""
 
     protocol_version = "HTTP/1.1"
+    # What `POST /typed` last received, by the `?who=` of the page that sent it.
+    typed: dict[str, str] = {}
+    # How often `POST /ran?k=KEY` was received for each key (the soak's record).
+    ran: dict[str, int] = {}
+    ran_lock = threading.Lock()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, directory=str(PAGES), **kwargs)
@@ -380,6 +394,21 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
                        {"Content-Disposition": 'attachment; filename="report.csv"'})
         else:
             super().do_GET()
+
+    def do_POST(self):
+        path, _, query = self.path.partition("?")
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        fields = urllib.parse.parse_qs(query)
+        if path == "/typed":
+            PageHandler.typed[fields.get("who", [""])[0]] = body.decode(errors="replace")
+        elif path == "/ran":
+            key = fields.get("k", [""])[0]
+            with PageHandler.ran_lock:
+                PageHandler.ran[key] = PageHandler.ran.get(key, 0) + 1
+        else:
+            self.send_error(404)
+            return
+        self._send(b"", "text/plain")
 
     def _send(self, body: bytes, content_type: str, headers=None, status: int = 200):
         self.send_response(status)

@@ -72,3 +72,6 @@ api.timer = async ({ ms = 100 } = {}) => {
   note("timer", { n: ms });
   return { tookMs: Math.round(performance.now() - started), hidden: document.hidden, documentId };
 };
+
+// Keys typed into this page (a person's typing must never land here).
+addEventListener("keydown", (event) => note("keydown", { text: event.key }));

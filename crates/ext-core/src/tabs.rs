@@ -20,6 +20,9 @@ pub type TabId = i32;
 /// recently used idle ones are closed ([`Tabs::excess`]).
 pub const DEFAULT_MAX_TABS: usize = 10;
 
+/// How many places new windows cascade over (see `sw/call.rs` `create_tab`).
+pub const SLOTS: u32 = 8;
+
 /// The main frame's navigation, as the `webNavigation` events tell it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +83,8 @@ pub struct Tab {
     pub opening: bool,
     /// The call's page turned out to be a download: what it was.
     pub download: Option<String>,
+    /// Where the tab's window was placed among the extension's windows.
+    pub slot: Option<u32>,
 }
 
 impl Tab {
@@ -102,6 +107,7 @@ impl Tab {
             used: 0,
             opening: false,
             download: None,
+            slot: None,
         }
     }
 
@@ -143,8 +149,6 @@ pub struct Tabs {
     /// Pages (normalized) a call is opening a tab for right now: other calls for the
     /// same page wait for that tab instead of opening their own.
     opening: HashSet<String>,
-    /// Windows a tab is being opened in right now: not idle for another new tab.
-    claimed_windows: HashSet<i32>,
     clock: u64,
 }
 
@@ -265,13 +269,9 @@ impl Tabs {
     }
 
     /// The opening of a tab at `page` (begun by [`Tabs::choose`] returning
-    /// [`Choice::Open`]) is over, whether a tab was adopted or not; `window` was claimed
-    /// for it with [`Tabs::claim_idle_window`].
-    pub fn opened(&mut self, page: &str, window: Option<i32>) {
+    /// [`Choice::Open`]) is over, whether a tab was adopted or not.
+    pub fn opened(&mut self, page: &str) {
         self.opening.remove(&normalize_url(page));
-        if let Some(w) = window {
-            self.claimed_windows.remove(&w);
-        }
     }
 
     /// A tab this extension opened before the worker restarted (ids are kept in
@@ -314,54 +314,6 @@ impl Tabs {
                 t.active = false;
             }
         }
-    }
-
-    /// The tab is being moved to a new window of its own: in front there, and no longer
-    /// part of the window it leaves.
-    pub fn moving(&mut self, id: TabId) {
-        if let Some(t) = self.tabs.get_mut(&id) {
-            t.active = true;
-            t.window = None;
-        }
-    }
-
-    /// A window where a new tab can be opened in front without hiding a running call:
-    /// its active tab is one this extension opened, none of its tabs is busy, and no
-    /// other new tab is being opened there. The window is claimed until
-    /// [`Tabs::opened`]: calls that start at the same moment each get a window of their
-    /// own, or none. Tabs share windows this way, so windows only multiply with calls in
-    /// flight at once (every extra window cost the browser CPU: 40 windows kept
-    /// Chromium's window UI renderer at a full core while idle, 40 tabs in one window
-    /// cost nothing).
-    pub fn claim_idle_window(&mut self) -> Option<i32> {
-        let mut windows: Vec<i32> = self
-            .tabs
-            .values()
-            .filter(|t| t.owned && t.active && !t.closed)
-            .filter_map(|t| t.window)
-            .filter(|w| !self.claimed_windows.contains(w))
-            .filter(|w| {
-                !self
-                    .tabs
-                    .values()
-                    .any(|t| t.window == Some(*w) && (t.busy() || t.closed))
-            })
-            .collect();
-        windows.sort_unstable();
-        let window = windows.first().copied()?;
-        self.claimed_windows.insert(window);
-        Some(window)
-    }
-
-    /// Another tab of `id`'s window runs a call right now: bringing `id` to the front
-    /// there would put that call's page in the background.
-    pub fn window_busy_elsewhere(&self, id: TabId) -> bool {
-        let Some(window) = self.tabs.get(&id).and_then(|t| t.window) else {
-            return false;
-        };
-        self.tabs
-            .iter()
-            .any(|(other, t)| *other != id && t.window == Some(window) && t.busy())
     }
 
     /// A probe found `method` (directly, or through the lane) in the tab's current
@@ -502,6 +454,26 @@ impl Tabs {
         }
     }
 
+    /// The smallest window slot no open tab of this extension has (up to [`SLOTS`], then
+    /// they wrap around).
+    pub fn free_slot(&self) -> u32 {
+        let used: HashSet<u32> = self
+            .tabs
+            .values()
+            .filter(|t| t.owned && !t.closed)
+            .filter_map(|t| t.slot)
+            .collect();
+        (0..SLOTS)
+            .find(|s| !used.contains(s))
+            .unwrap_or(u32::try_from(used.len()).unwrap_or(0) % SLOTS)
+    }
+
+    pub fn set_slot(&mut self, id: TabId, slot: u32) {
+        if let Some(t) = self.tabs.get_mut(&id) {
+            t.slot = Some(slot);
+        }
+    }
+
     /// The tabs this extension opened, as the server's status shows them.
     pub fn report(&self, max_tabs: usize) -> any_protocol::Tabs {
         let tabs = self
@@ -605,7 +577,7 @@ mod tests {
     /// A tab opened for `call` at `url` that loaded it, and the call released.
     fn loaded(tabs: &mut Tabs, id: TabId, url: &str, call: &str) {
         tabs.adopt(id, url, call);
-        tabs.opened(url, None);
+        tabs.opened(url);
         tabs.before_navigate(id, url);
         tabs.committed(id, url);
         tabs.completed(id, url);
@@ -664,7 +636,7 @@ mod tests {
             "another page opens its own"
         );
         tabs.adopt(4, "http://h:1/", "c1");
-        tabs.opened("http://h:1/", None);
+        tabs.opened("http://h:1/");
         assert_eq!(
             tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
             Choice::Join(4)
@@ -677,7 +649,7 @@ mod tests {
         );
         assert_eq!(tabs.get(4).map(|t| t.calls.len()), Some(3));
         // An opening that failed lets the next call open.
-        tabs.opened("http://h:1/other", None);
+        tabs.opened("http://h:1/other");
         assert_eq!(
             tabs.choose("http://h:1/other", "m", TabPolicy::Reuse, "c6"),
             Choice::Open
@@ -762,7 +734,7 @@ mod tests {
             Choice::Open,
             "the tab left /a"
         );
-        tabs.opened("http://h:1/a", None);
+        tabs.opened("http://h:1/a");
         assert_eq!(
             tabs.choose("http://h:1/b", "m", TabPolicy::Reuse, "c3"),
             Choice::Reuse(7)
@@ -871,7 +843,7 @@ mod tests {
             tabs.choose("http://h:1/app", "m", TabPolicy::Reuse, "c2"),
             Choice::Open
         );
-        tabs.opened("http://h:1/app", None);
+        tabs.opened("http://h:1/app");
         // Once the user logs in in that tab and the site sends it back to /app, it is
         // at the page again.
         tabs.before_navigate(5, "http://h:1/app");
@@ -908,7 +880,7 @@ mod tests {
             tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c2"),
             Choice::Open
         );
-        tabs.opened("http://h:1/", None);
+        tabs.opened("http://h:1/");
         loaded(&mut tabs, 2, "http://h:1/", "c3");
         tabs.removed(2);
         assert!(tabs.get(2).is_none());
@@ -916,7 +888,7 @@ mod tests {
             tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c4"),
             Choice::Open
         );
-        tabs.opened("http://h:1/", None);
+        tabs.opened("http://h:1/");
         loaded(&mut tabs, 3, "http://h:1/", "c5");
         tabs.checking(3);
         assert_eq!(
@@ -924,7 +896,7 @@ mod tests {
             Choice::Open,
             "not while it is being checked"
         );
-        tabs.opened("http://h:1/", None);
+        tabs.opened("http://h:1/");
         tabs.checked(3, true);
         assert_eq!(
             tabs.choose("http://h:1/", "m", TabPolicy::Reuse, "c7"),
@@ -1022,46 +994,17 @@ mod tests {
     }
 
     #[test]
-    fn new_tabs_share_a_window_unless_it_runs_a_call_or_is_claimed() {
+    fn windows_take_the_first_free_slot() {
         let mut tabs = Tabs::default();
-        assert_eq!(tabs.claim_idle_window(), None, "no window yet: open one");
-        tabs.adopt(1, "http://h:1/a", "c1");
-        tabs.set_active(1, Some(10));
-        assert_eq!(tabs.claim_idle_window(), None, "tab 1 runs c1");
-        tabs.completed(1, "http://h:1/a");
-        tabs.release(1, "c1");
-        assert_eq!(tabs.claim_idle_window(), Some(10));
-        assert_eq!(
-            tabs.claim_idle_window(),
-            None,
-            "a call starting at the same moment does not get the same window"
-        );
-        // A second page opens in front in window 10; tab 1 goes to the background.
-        tabs.adopt(2, "http://h:1/b", "c2");
-        tabs.set_active(2, Some(10));
-        tabs.opened("http://h:1/b", Some(10));
-        assert!(
-            tabs.get(1)
-                .is_some_and(|t| !t.active && t.window == Some(10))
-        );
-        // While c2 runs, tab 1 must not come to the front in window 10.
-        assert!(tabs.window_busy_elsewhere(1));
-        assert_eq!(tabs.claim_idle_window(), None);
-        // A call for tab 1 while c2 runs: tab 1 moves out, and window 10 keeps tab 2.
-        tabs.moving(1);
-        assert!(tabs.get(1).is_some_and(|t| t.active && t.window.is_none()));
-        assert!(!tabs.window_busy_elsewhere(1));
-        tabs.set_active(1, Some(11));
-        assert!(
-            tabs.get(2)
-                .is_some_and(|t| t.active && t.window == Some(10))
-        );
-        tabs.set_active(1, Some(10));
-        tabs.release(2, "c2");
-        assert!(!tabs.window_busy_elsewhere(1));
-        // The user brought a tab of their own to the front there: not ours to cover.
-        tabs.activated(99, 10);
-        assert_eq!(tabs.claim_idle_window(), None);
+        assert_eq!(tabs.free_slot(), 0);
+        for id in 0..3 {
+            tabs.adopt(id, "http://h:1/", "c");
+            tabs.set_slot(id, tabs.free_slot());
+        }
+        assert_eq!(tabs.free_slot(), 3);
+        // Its window closes with the tab.
+        tabs.removed(1);
+        assert_eq!(tabs.free_slot(), 1);
     }
 
     #[test]

@@ -33,6 +33,15 @@ use crate::wait::{self, Next, POLL_MS, Probe, Stop, Wait};
 
 /// At most this many of a page's method names are read (and named in an error).
 const MAX_NAMES: usize = 50;
+/// Where the extension's windows start, and how far each is moved right of the last.
+const CASCADE_LEFT: u32 = 20;
+const CASCADE_PX: u32 = 60;
+
+thread_local! {
+    /// A window is being opened (see [`open_tab`]).
+    static WINDOW_OPENING: Cell<bool> = const { Cell::new(false) };
+}
+
 /// How long the MAIN-world probe waits for a postMessage-lane helper to say it serves
 /// the method (only when `globalThis.__any__[method]` is absent).
 const LANE_ASK_MS: u32 = 50;
@@ -210,32 +219,19 @@ async fn flow(
         Choice::Reuse(tab) | Choice::Reload(tab) => {
             *held = Some(tab);
             // Background tabs run their timers at most once a second, so the call's tab
-            // must be its window's active tab (tracked from tabs.onActivated; normally it
-            // still is, and nothing happens here: activating on every call cut the
-            // throughput with 8 busy pages from ~500 to ~80 calls/s). If another tab of
-            // that window runs a call, the tab moves to a window of its own instead of
-            // hiding that call's page. The bookkeeping is updated before any await, so a
-            // call starting meanwhile in that window sees the change.
+            // must be its window's active tab. Each page has a window of its own, so it
+            // normally is, and nothing happens here (activating on every call cut the
+            // throughput with 8 busy pages from ~500 to ~80 calls/s). If the person
+            // brought another tab to the front in that window, the page comes back to the
+            // front: activating a tab leaves the person's keyboard focus and window order
+            // alone. Not awaited: the switch takes ~50 ms to settle, and the method may
+            // start meanwhile (its timers are not throttled once the tab is in front).
             if with(|a| a.tabs.get(tab).is_some_and(|t| t.active)) != Some(true) {
-                if with(|a| a.tabs.window_busy_elsewhere(tab)) == Some(true) {
-                    with(|a| a.tabs.moving(tab));
-                    let props = obj(&[("tabId", tab.into()), ("focused", false.into())]);
-                    let window = settle(chrome::windows_create(&props))
-                        .await
-                        .ok()
-                        .and_then(|w| js::get_i32(&w, "id"));
-                    with(|a| a.tabs.set_active(tab, window));
-                } else {
-                    // Not awaited: the switch takes ~50 ms to settle, and the method may
-                    // start meanwhile (its timers are not throttled once the tab is in
-                    // front: alternating two pages, a 50 ms timer call took 54 ms
-                    // instead of 105 ms).
-                    with(|a| a.tabs.set_active(tab, None));
-                    let props = obj(&[("active", true.into())]);
-                    wasm_bindgen_futures::spawn_local(async move {
-                        let _ = settle(chrome::tabs_update(tab, &props)).await;
-                    });
-                }
+                with(|a| a.tabs.set_active(tab, None));
+                let props = obj(&[("active", true.into())]);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = settle(chrome::tabs_update(tab, &props)).await;
+                });
             }
             if matches!(choice, Choice::Reload(_)) {
                 // The method was missing in this document when a call last looked: a new
@@ -453,6 +449,15 @@ async fn check_responsive(tab: TabId) {
     let check = in_page(tab, &func, &args);
     let responsive = match select(pin!(check), pin!(sleep(RESPONSIVE_MS))).await {
         Either::Left(_) => true,
+        // A page whose window has the person's focus may be showing them a dialog
+        // (Chrome shows dialogs only there, and dismisses the others): theirs to answer.
+        Either::Right(_) if window_focused(tab).await => {
+            super::log(format!(
+                "tab {tab} did not answer {RESPONSIVE_MS} ms after a call timed out in it; its \
+                 window has the focus, so it may be showing a dialog: left open"
+            ));
+            true
+        }
         Either::Right(_) => {
             super::log(format!(
                 "tab {tab} did not answer {RESPONSIVE_MS} ms after a call timed out in it: closing it"
@@ -463,6 +468,16 @@ async fn check_responsive(tab: TabId) {
     with(|a| a.tabs.checked(tab, responsive));
     super::close_excess_tabs();
     super::tabs_changed();
+}
+
+/// Is the tab's window the focused one (the person is looking at it)?
+async fn window_focused(tab: TabId) -> bool {
+    let Some(window) = with(|a| a.tabs.get(tab).and_then(|t| t.window)).flatten() else {
+        return false;
+    };
+    settle(chrome::windows_get(window))
+        .await
+        .is_ok_and(|w| get(&w, "focused").as_bool() == Some(true))
 }
 
 /// How long a page may take to answer the check after a call timed out in it.
@@ -478,51 +493,63 @@ fn tab_closed(tab: TabId) -> bool {
     with(|a| a.tabs.get(tab).is_none_or(|t| t.closed)).unwrap_or(true)
 }
 
-/// Opens a tab at the page, in front: Chrome runs the timers of background tabs at most
-/// once a second (a 50 ms `sleep` takes 1000 ms), and in a user's browser no flag turns
-/// that off. It opens as the active tab of a window this extension opened where no call
-/// runs ([`crate::tabs::Tabs::idle_window`]), else in a new, unfocused window — so calls
-/// in flight at the same time each have a visible page, and `focused: false` leaves the
-/// keyboard focus with the user's window. Where windows cannot be created (no window
-/// system), an active tab in the current window is the fallback.
+/// Opens a tab at the page, in a window of its own, created with `focused: false`.
+///
+/// Why a window per page: Chrome runs the timers of background tabs at most once a second
+/// (a 50 ms `sleep` takes 1000 ms), and in a person's browser no flag turns that off, so a
+/// page must stay in front in its window; sharing windows meant moving a tab out when two
+/// pages of one window were called at once. And on a person's desktop, opening a tab in
+/// an existing window (`tabs.create` into it) raised that window over theirs and took the
+/// keyboard focus, and moving a tab into a new window set their window always-on-top for
+/// a moment (measured under Xvfb and openbox). A new unfocused window does neither.
+/// Windows stay few: idle tabs beyond the limit are closed, and Chromium closes a window
+/// with its last tab (10 idle windows cost 0.3 % of a core, 40 cost 18 %).
+/// Where windows cannot be created (no window system), a tab in the current window.
 async fn open_tab(call: &Call) -> Result<TabId, Stop> {
-    let window = with(|a| a.tabs.claim_idle_window()).flatten();
-    let opened = create_tab(call, window).await;
+    // One window at a time: to keep an unfocused new window below the focused one,
+    // Chromium on X11 sets the focused window always-on-top for a moment, and windows
+    // created at the same moment left the person's window always-on-top for good
+    // (measured under Xvfb and openbox; one after another, it is restored each time).
+    while WINDOW_OPENING.get() {
+        sleep(POLL_MS / 4).await;
+    }
+    WINDOW_OPENING.set(true);
+    let slot = with(|a| a.tabs.free_slot()).unwrap_or(0);
+    let opened = create_tab(call, slot).await;
     with(|a| {
         if let Ok((tab, window)) = opened {
             a.tabs.adopt(tab, &call.page, &call.id);
             a.tabs.set_active(tab, window);
+            a.tabs.set_slot(tab, slot);
         }
-        a.tabs.opened(&call.page, window);
+        a.tabs.opened(&call.page);
     });
+    WINDOW_OPENING.set(false);
     let (tab, _) = opened?;
     super::save_owned_tabs();
     Ok(tab)
 }
 
-/// Creates the tab: in `window` when one was claimed, else in a new window; the tab's
-/// id and window.
-async fn create_tab(call: &Call, window: Option<i32>) -> Result<(TabId, Option<i32>), Stop> {
+/// Creates the tab, the only one of a new window that does not take the focus, `slot`
+/// steps of [`CASCADE_PX`] to the right of the others (windows at the same place cover
+/// each other, and a page whose window is fully covered counts as hidden: its timers run
+/// at most once a second; 3 of 4 pages opened at once were, until they cascaded). The
+/// tab's id and window.
+async fn create_tab(call: &Call, slot: u32) -> Result<(TabId, Option<i32>), Stop> {
     let url = call.page.as_str();
-    let (created, window) = match window {
-        Some(window) => {
-            let props = obj(&[
-                ("url", url.into()),
-                ("windowId", window.into()),
-                ("active", true.into()),
-            ]);
-            (settle(chrome::tabs_create(&props)).await.ok(), Some(window))
-        }
-        None => {
-            let props = obj(&[("url", url.into()), ("focused", false.into())]);
-            match settle(chrome::windows_create(&props)).await {
-                Ok(w) => (
-                    js::items(&get(&w, "tabs")).first().cloned(),
-                    js::get_i32(&w, "id"),
-                ),
-                Err(_) => (None, None),
-            }
-        }
+    let left = CASCADE_LEFT + CASCADE_PX * slot;
+    let props = obj(&[
+        ("url", url.into()),
+        ("focused", false.into()),
+        ("left", left.into()),
+    ]);
+    let created = settle(chrome::windows_create(&props)).await;
+    let (created, window) = match created {
+        Ok(w) => (
+            js::items(&get(&w, "tabs")).first().cloned(),
+            js::get_i32(&w, "id"),
+        ),
+        Err(_) => (None, None),
     };
     let created = match created {
         Some(tab) => Ok(tab),

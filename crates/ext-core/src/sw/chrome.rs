@@ -26,6 +26,8 @@ extern "C" {
     pub fn tabs_reload(tab_id: i32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = create)]
     pub fn windows_create(props: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = get)]
+    pub fn windows_get(window_id: i32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = get)]
     pub fn tabs_get(tab_id: i32) -> Result<Promise, JsValue>;
 
