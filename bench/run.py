@@ -655,7 +655,7 @@ def fig_user_browser(opts, tmp, pages, out):
         res["first call, new tab A"] = (time.perf_counter() - t, r)
         t = time.perf_counter()
         r = api.call(b, "sleep", {"ms": 50})
-        res["new tab B (A now in background)"] = (time.perf_counter() - t, r)
+        res["new tab B (a window of its own)"] = (time.perf_counter() - t, r)
         seq = []
         for i in range(opts.user_calls):
             page = a if i % 2 == 0 else b

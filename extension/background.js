@@ -19,6 +19,7 @@ chrome.runtime.onInstalled.addListener(forward("installed"));
 chrome.alarms.onAlarm.addListener(forward("alarm"));
 chrome.tabs.onRemoved.addListener(forward("tab_removed"));
 chrome.tabs.onActivated.addListener(forward("tab_activated"));
+chrome.windows.onFocusChanged.addListener(forward("window_focused"));
 chrome.webNavigation.onBeforeNavigate.addListener(forward("nav_before"));
 chrome.webNavigation.onCommitted.addListener(forward("nav_committed"));
 chrome.webNavigation.onDOMContentLoaded.addListener(forward("nav_dom_ready"));

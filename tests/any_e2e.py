@@ -314,6 +314,18 @@ class Stack:
         self.started.append(browser)
         return browser
 
+    def debuggable(self, server_args: tuple[str, ...] = (), browser_args: tuple[str, ...] = ()):
+        """A server and a connected browser with a DevTools port: (server, browser, cdp)."""
+        from cdp import Cdp, devtools_port  # cdp.py imports this module
+
+        server = self.server()
+        server.start(args=server_args)
+        browser = self.browser(server.port, chromium_args=("--remote-debugging-port=0",),
+                               args=browser_args)
+        browser.start()
+        server.wait_extension()
+        return server, browser, Cdp(devtools_port(browser.profile))
+
     def user_browser(self, port: int, chromium_args: tuple[str, ...] = (), headed: bool = False,
                      env: dict[str, str] | None = None, url: str = "about:blank") -> UserBrowser:
         """A Chromium started like a person's (see `UserBrowser`)."""

@@ -104,3 +104,29 @@ def test_a_page_that_reopens_its_document_during_a_channel_call_still_answers(sh
     after = [shared.call(page, "via", {"n": n}) for n in range(3)]
     assert [a["n"] for a in after] == [0, 1, 2]
     assert {a["documentId"] for a in after} == {answers[0]["documentId"]}
+
+
+def test_each_call_runs_once_on_every_way_into_the_page(shared, pages):
+    page = f"{pages}/channel.html?once"
+    seen = []
+    # Injection first, then the channel, alternating with another method.
+    for n in range(6):
+        seen.append(shared.call(page, "count"))
+        shared.call(page, "via", {"n": n})
+    # The page clears its listeners: the calls fall back to injection.
+    assert shared.call(page, "reopenSoon") is True
+    time.sleep(0.3)
+    for n in range(4):
+        seen.append(shared.call(page, "count"))
+        shared.call(page, "via", {"n": n})
+    assert [s["n"] for s in seen] == list(range(1, 11)), seen
+    assert {s["via"] for s in seen} == {"injection", "any.call"}, seen
+
+
+def test_each_call_runs_once_through_the_post_message_lane(shared, pages):
+    page = f"{pages}/lane.html?once"
+    counts = []
+    for _ in range(5):
+        counts.append(shared.call(page, "laneCount"))
+        shared.call(page, "laneEcho", {"x": 1})
+    assert counts == [1, 2, 3, 4, 5], counts

@@ -81,21 +81,28 @@ def desktop(tmp_path):
     d.stop()
 
 
-def test_calls_never_take_the_focus_or_raise_a_window_over_the_persons(desktop, stack, pages):
+def persons_browser(desktop, stack, pages, who: str):
+    """A server and a headed browser started like a person's, showing their page (text
+    typed there goes to `PageHandler.typed[who]`): (server, the person's window)."""
     server = stack.server()
     server.start()
     browser = stack.user_browser(server.port, headed=True, env={"DISPLAY": desktop.display},
-                                 url=f"{pages}/person.html?who=desk")
+                                 url=f"{pages}/person.html?who={who}")
     browser.start()
     server.wait_extension()
     # The person's window: focused, on top, its text box focused.
-    person = None
+    person = 0
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not person:
         person = desktop.active()
         time.sleep(0.1)
     assert person, "the person's window never got the focus"
     time.sleep(0.5)
+    return server, person
+
+
+def test_calls_never_take_the_focus_or_raise_a_window_over_the_persons(desktop, stack, pages):
+    server, person = persons_browser(desktop, stack, pages, "desk")
 
     watched = {"active": set(), "top": set(), "above_ms": 0.0}
     stop = threading.Event()
@@ -165,14 +172,7 @@ def test_timers_of_covered_and_minimised_automation_windows(desktop, stack, page
     """What the person's own arrangement does to automated pages (documented in
     extension/README.md): a page whose window is fully covered or minimised counts as
     hidden, and Chrome runs its timers at most once a second. Calls still complete."""
-    server = stack.server()
-    server.start()
-    browser = stack.user_browser(server.port, headed=True, env={"DISPLAY": desktop.display},
-                                 url=f"{pages}/person.html?who=cover")
-    browser.start()
-    server.wait_extension()
-    time.sleep(1)
-    person = desktop.active()
+    server, person = persons_browser(desktop, stack, pages, "cover")
     page = f"{pages}/app.html?cover"
     seen = {"visible": server.call(page, "timer", {"ms": 100})}
     desktop.x("wmctrl", "-i", "-r", hex(person), "-b", "add,maximized_vert,maximized_horz")

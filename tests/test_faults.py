@@ -18,7 +18,6 @@ import threading
 import time
 import urllib.error
 
-from cdp import Cdp, devtools_port
 
 EXTENSION_ID = "knhhpckbjemjphphdhibpcjmgbngnmig"
 WORKER_URL = f"chrome-extension://{EXTENSION_ID}/background.js"
@@ -59,16 +58,6 @@ def started(server, browser, method: str, stage: str = "method_called", timeout:
         time.sleep(0.02)
     raise AssertionError(f"no {method} call reached {stage}: {server.status()['calls']}\n"
                          f"{browser.tail()}")
-
-
-def debuggable(stack, server_args: tuple[str, ...] = ()):
-    """A server and a connected browser with a DevTools port: (server, browser, cdp)."""
-    server = stack.server()
-    server.start(args=server_args)
-    browser = stack.browser(server.port, chromium_args=("--remote-debugging-port=0",))
-    browser.start()
-    server.wait_extension()
-    return server, browser, Cdp(devtools_port(browser.profile))
 
 
 def gone(server, timeout: float = 5.0) -> float:
@@ -137,7 +126,7 @@ def test_server_killed_mid_call_fails_the_caller_then_the_extension_reconnects(s
 
 
 def test_extension_reloaded_mid_call_fails_at_once_then_comes_back(stack, pages):
-    server, browser, cdp = debuggable(stack)
+    server, browser, cdp = stack.debuggable()
     page = f"{pages}/errors.html?reloaded"
     call = Running(server, page, "never")
     started(server, browser, "never")
@@ -164,7 +153,7 @@ def test_extension_reloaded_mid_call_fails_at_once_then_comes_back(stack, pages)
 
 
 def test_extension_disabled_mid_call_fails_at_once(stack, pages):
-    server, browser, cdp = debuggable(stack)
+    server, browser, cdp = stack.debuggable()
     call = Running(server, f"{pages}/errors.html?disabled", "never")
     started(server, browser, "never")
 
@@ -193,7 +182,7 @@ def test_extension_disabled_mid_call_fails_at_once(stack, pages):
 
 
 def test_tab_closed_mid_call_fails_with_tab_closed(stack, pages):
-    server, browser, cdp = debuggable(stack)
+    server, browser, cdp = stack.debuggable()
     page = f"{pages}/errors.html?closed"
     call = Running(server, page, "never", tab="new")
     started(server, browser, "never")
@@ -213,7 +202,7 @@ def test_tab_closed_mid_call_fails_with_tab_closed(stack, pages):
 def test_tab_navigated_by_the_user_mid_call_fails_with_tab_closed(stack, pages):
     """test_e2e covers a page that navigates itself; here the navigation comes from
     outside the page, as when the user types another address into the tab."""
-    server, browser, cdp = debuggable(stack)
+    server, browser, cdp = stack.debuggable()
     page = f"{pages}/errors.html?navigated"
     call = Running(server, page, "never", tab="new")
     started(server, browser, "never")
@@ -269,7 +258,7 @@ def test_method_that_outlives_its_timeout_fails_once_and_nothing_late_is_deliver
 
 
 def test_service_worker_stopped_while_idle_comes_back(stack, pages):
-    server, browser, cdp = debuggable(stack)
+    server, browser, cdp = stack.debuggable()
     blank = cdp.find("page", "about:blank")
     with cdp.session(blank) as tab:
         tab.send("ServiceWorker.enable")

@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cdp import Cdp, devtools_port
+from cdp import Cdp
 
 EXTENSION_ID = "knhhpckbjemjphphdhibpcjmgbngnmig"
 
@@ -159,13 +159,7 @@ def windows(cdp: Cdp) -> set[int]:
 
 
 def test_idle_tabs_beyond_the_limit_are_closed_and_their_windows_with_them(stack, pages):
-    server = stack.server()
-    server.start()
-    browser = stack.browser(server.port, args=("--max-tabs", "3"),
-                            chromium_args=("--remote-debugging-port=0",))
-    browser.start()
-    server.wait_extension()
-    cdp = Cdp(devtools_port(browser.profile))
+    server, _, cdp = stack.debuggable(browser_args=("--max-tabs", "3"))
     before = windows(cdp)
     # Six pages at once: each runs in a window of its own.
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -185,15 +179,16 @@ def test_idle_tabs_beyond_the_limit_are_closed_and_their_windows_with_them(stack
     for _ in range(4):
         server.call(f"{pages}/app.html?fresh", "count", tab="new")
     until(lambda: len(page_targets(cdp, "app.html?")) == 3, what="three tabs in all")
+    # The server's status lists them, as the extension reports them.
+    reported = until(lambda: (lambda e: len(e["tabs"]) == 3 and {t["state"] for t in e["tabs"]}
+                              == {"loaded"} and e)(server.status()["extensions"][0]),
+                     what="the status to list three loaded tabs")
+    assert reported["max_tabs"] == 3
+    assert {t["url"] for t in reported["tabs"]} == {t["url"] for t in page_targets(cdp, "app.html?")}
 
 
 def test_a_tab_whose_method_never_returns_is_closed_not_reused(stack, pages):
-    server = stack.server()
-    server.start()
-    browser = stack.browser(server.port, chromium_args=("--remote-debugging-port=0",))
-    browser.start()
-    server.wait_extension()
-    cdp = Cdp(devtools_port(browser.profile))
+    server, _, cdp = stack.debuggable()
     page = f"{pages}/hang.html"
     first = server.call(page, "count")
     status, error = server.fail(page, "spin", timeout_ms=2_000)
@@ -294,3 +289,38 @@ def test_a_page_that_is_a_download_fails_naming_it_and_leaves_no_file(stack, pag
     assert left == [], left
     # The browser goes on serving calls.
     assert server.call(f"{pages}/plain.html", "pageInfo")["title"] == "any plain page"
+
+
+# ---------------------------------------------------------------- dialogs
+
+
+def test_dialogs_on_load_and_in_a_method_are_dismissed_at_once(shared, pages):
+    started = time.monotonic()
+    on_load = shared.call(f"{pages}/dialog.html?onload=alert", "answers", timeout_ms=10_000)
+    asked = [shared.call(f"{pages}/dialog.html?onload=prompt", "ask", {"kind": kind},
+                         timeout_ms=10_000) for kind in ("alert", "confirm", "prompt")]
+    elapsed = time.monotonic() - started
+    assert on_load == [{"kind": "alert", "returned": None}], on_load
+    assert [a["returned"] for a in asked] == [None, False, None], asked
+    assert elapsed < 5, f"the dialogs held the calls for {elapsed:.1f}s"
+
+
+def test_a_dialog_in_a_window_that_has_the_focus_is_dismissed_within_seconds(stack, pages):
+    # The person clicked into an automation window (or closed theirs, and the focus
+    # landed there): Chrome shows that page's dialogs instead of dismissing them.
+    server, _, cdp = stack.debuggable()
+    page = f"{pages}/dialog.html?focused"
+    assert server.call(page, "answers") == []
+    worker = cdp.find("service_worker", "chrome-extension://")
+    with cdp.session(worker) as session:
+        focused = session.evaluate(
+            "chrome.windows.getAll({populate: true}).then((ws) => {"
+            " const w = ws.find((w) => w.tabs.some((t) => (t.url || '').includes('focused')));"
+            " return chrome.windows.update(w.id, {focused: true}).then((w) => w.focused); })")
+    assert focused is True
+    started = time.monotonic()
+    answer = server.call(page, "ask", {"kind": "confirm"}, timeout_ms=15_000)
+    elapsed = time.monotonic() - started
+    assert answer == {"kind": "confirm", "returned": False}, answer
+    assert elapsed < 4, f"the dialog held the call for {elapsed:.1f}s"
+    assert server.call(page, "answers") == [{"kind": "confirm", "returned": False}]

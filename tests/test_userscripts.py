@@ -230,6 +230,44 @@ def test_hosted_scripts_run_in_frames_unless_noframes_and_stacks_name_them(hosti
         any_cli(any_bin, server.port, "scripts", "remove", "e2e frames")
 
 
+COUNTING = textwrap.dedent("""\
+    // ==UserScript==
+    // @name         e2e counting
+    // @match        http://127.0.0.1/*
+    // @noframes
+    // ==/UserScript==
+    globalThis.__any__ = globalThis.__any__ || {};
+    let runs = 0;
+    globalThis.__any__.hostedCount = () => ++runs;
+    globalThis.__any__.hostedOther = () => "other";
+""")
+
+
+def test_each_hosted_method_call_and_each_run_runs_once(hosting, pages, tmp_path):
+    server, _, any_bin = hosting
+    file = tmp_path / "counting.user.js"
+    file.write_text(COUNTING)
+    assert any_cli(any_bin, server.port, "scripts", "add", str(file))[0] == 0
+    page = f"{pages}/plain.html?counting"
+    try:
+        counts = []
+        for _ in range(6):
+            counts.append(server.call(page, "hostedCount"))
+            assert server.call(page, "hostedOther") == "other"
+        assert counts == [1, 2, 3, 4, 5, 6], counts
+        runs = []
+        for _ in range(3):
+            status, body = http_json("POST", server.base + "/v1/run", {
+                "page": page, "timeout_ms": 10_000,
+                "script": "globalThis.anyRuns = (globalThis.anyRuns ?? 0) + 1; return globalThis.anyRuns;"})
+            assert status == 200, body
+            runs.append(body["result"])
+        assert runs == [1, 2, 3], runs
+        assert server.call(page, "hostedCount") == 7, "the same document throughout"
+    finally:
+        any_cli(any_bin, server.port, "scripts", "remove", "e2e counting")
+
+
 def test_a_bad_header_is_refused_naming_the_line(hosting, tmp_path):
     server, _, any_bin = hosting
     file = tmp_path / "bad.user.js"

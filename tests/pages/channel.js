@@ -11,6 +11,10 @@ const via = () => (window.event ? String(window.event.type).split("/")[0] : "inj
 
 globalThis.__any__.via = ({ n } = {}) => ({ n, via: via(), documentId });
 
+// Counts its runs: each call, whichever way it came in, must run it once.
+let runs = 0;
+globalThis.__any__.count = () => ({ n: ++runs, via: via() });
+
 // A result whose JSON is about 2 × `quotes` characters (every quote is escaped).
 globalThis.__any__.quotes = ({ quotes }) => ({ via: via(), text: '"'.repeat(quotes) });
 

@@ -140,6 +140,8 @@ def test_status_fixture() -> None:
             extension_version="0.1.0",
             connected_since=1795000000.5,
             calls_in_flight=1,
+            tabs=(api.OwnedTab(id=1204, url="https://example.com/", state="loaded", calls=1),),
+            max_tabs=10,
         ),
     )
     assert status.calls == (

@@ -16,7 +16,7 @@ are internal.
 """
 
 from .aio import AsyncClient
-from .api import BrowserInfo, CallStatus, ExtensionStatus, Health, ScriptInfo, Status
+from .api import BrowserInfo, CallStatus, ExtensionStatus, Health, OwnedTab, ScriptInfo, Status
 from .client import Client, call
 from .errors import (
     AnyError,
@@ -50,6 +50,7 @@ __all__ = [
     "Client",
     "ExtensionDisconnected",
     "ExtensionStatus",
+    "OwnedTab",
     "Health",
     "MethodNotFound",
     "NavigationFailed",

@@ -156,6 +156,18 @@ class BrowserInfo:
 
 
 @dataclass(frozen=True)
+class OwnedTab:
+    """A tab an extension opened for calls, in `ExtensionStatus.tabs`."""
+
+    id: int
+    url: str
+    state: str
+    """``"loading"``, ``"loaded"``, ``"failed"`` or ``"unresponsive"``."""
+    calls: int
+    """Calls running in it now."""
+
+
+@dataclass(frozen=True)
 class ExtensionStatus:
     """One connected extension in `Status`."""
 
@@ -167,6 +179,10 @@ class ExtensionStatus:
     connected_since: float
     """Seconds since the Unix epoch."""
     calls_in_flight: int
+    tabs: tuple[OwnedTab, ...] = ()
+    """The tabs it opened for calls, as it last reported them."""
+    max_tabs: int = 0
+    """Idle tabs beyond this many are closed (0: not reported yet)."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +229,16 @@ class Status:
                         extension_version=str(e["extension_version"]),
                         connected_since=float(e["connected_since"]),
                         calls_in_flight=int(e["calls_in_flight"]),
+                        tabs=tuple(
+                            OwnedTab(
+                                id=int(t["id"]),
+                                url=str(t["url"]),
+                                state=str(t["state"]),
+                                calls=int(t["calls"]),
+                            )
+                            for t in e.get("tabs", ())
+                        ),
+                        max_tabs=int(e.get("max_tabs", 0)),
                     )
                     for e in data["extensions"]
                 ),

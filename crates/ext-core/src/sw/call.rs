@@ -38,8 +38,13 @@ const CASCADE_LEFT: u32 = 20;
 const CASCADE_PX: u32 = 60;
 
 thread_local! {
+    /// A [`dialog_guard`] runs.
+    static GUARDING: Cell<bool> = const { Cell::new(false) };
     /// A window is being opened (see [`open_tab`]).
     static WINDOW_OPENING: Cell<bool> = const { Cell::new(false) };
+    /// The browser runs headless (its user agent says `HeadlessChrome`): no desktop.
+    static HEADLESS: bool = js::get_string(&chrome::NAVIGATOR.with(JsValue::clone), "userAgent")
+        .is_some_and(|ua| ua.contains("HeadlessChrome"));
 }
 
 /// How long the MAIN-world probe waits for a postMessage-lane helper to say it serves
@@ -470,14 +475,68 @@ async fn check_responsive(tab: TabId) {
     super::tabs_changed();
 }
 
+/// Keeps a dialog from holding a call: Chrome shows a page's `alert`, `confirm` and
+/// `prompt` only when the page is in front of the focused window and dismisses all others
+/// at once. The extension's windows are never focused by it, but the focus can land on
+/// one (the person clicks into it, or closes the window they worked in). So while one of
+/// its windows has the focus, once a [`GUARD_MS`]: if a call runs in its tab and the page
+/// does not answer a trivial injection within [`GUARD_MS`] / 2, the tab is switched out
+/// and back, and Chrome dismisses the dialog as it does the others (`confirm` gives
+/// `false`). The window keeps the focus; a tab switch inside it changes nothing else.
+/// Started by the focus moving to one of the extension's windows; at most one runs.
+pub async fn dialog_guard() {
+    if GUARDING.with(|g| g.replace(true)) {
+        return;
+    }
+    loop {
+        let Some(window) = super::focused_window().await.filter(|w| super::is_ours(*w)) else {
+            break;
+        };
+        sleep(GUARD_MS).await;
+        let busy = with(|a| {
+            a.tabs
+                .owned()
+                .into_iter()
+                .find(|(_, t)| t.window == Some(window) && t.busy() && !t.closed)
+                .map(|(id, _)| id)
+        })
+        .flatten();
+        let Some(tab) = busy else {
+            continue;
+        };
+        let func = chrome::PROBE.with(Function::clone);
+        let args = ["".into(), 0.into()];
+        let check = in_page(tab, &func, &args);
+        if let Either::Left(_) = select(pin!(check), pin!(sleep(GUARD_MS / 2))).await {
+            continue;
+        }
+        super::log(format!(
+            "tab {tab} stopped answering in the focused window, most likely showing a \
+             dialog: switching it out and back to dismiss the dialog"
+        ));
+        let props = obj(&[
+            ("windowId", window.into()),
+            ("url", "about:blank".into()),
+            ("active", true.into()),
+        ]);
+        if let Ok(blank) = settle(chrome::tabs_create(&props)).await {
+            sleep(POLL_MS * 5).await;
+            if let Some(blank) = js::get_i32(&blank, "id") {
+                let _ = settle(chrome::tabs_remove(blank)).await;
+            }
+            let _ = settle(chrome::tabs_update(tab, &obj(&[("active", true.into())]))).await;
+        }
+    }
+    GUARDING.with(|g| g.set(false));
+}
+
+/// How often [`dialog_guard`] looks.
+const GUARD_MS: u32 = 1_000;
+
 /// Is the tab's window the focused one (the person is looking at it)?
 async fn window_focused(tab: TabId) -> bool {
-    let Some(window) = with(|a| a.tabs.get(tab).and_then(|t| t.window)).flatten() else {
-        return false;
-    };
-    settle(chrome::windows_get(window))
-        .await
-        .is_ok_and(|w| get(&w, "focused").as_bool() == Some(true))
+    let window = with(|a| a.tabs.get(tab).and_then(|t| t.window)).flatten();
+    window.is_some() && super::focused_window().await == window
 }
 
 /// How long a page may take to answer the check after a call timed out in it.
@@ -503,19 +562,25 @@ fn tab_closed(tab: TabId) -> bool {
 /// keyboard focus, and moving a tab into a new window set their window always-on-top for
 /// a moment (measured under Xvfb and openbox). A new unfocused window does neither.
 /// Windows stay few: idle tabs beyond the limit are closed, and Chromium closes a window
-/// with its last tab (10 idle windows cost 0.3 % of a core, 40 cost 18 %).
+/// with its last tab (what windows cost: bench/README.md, "How `any` opens and keeps its
+/// tabs").
 /// Where windows cannot be created (no window system), a tab in the current window.
 async fn open_tab(call: &Call) -> Result<TabId, Stop> {
-    // One window at a time: to keep an unfocused new window below the focused one,
-    // Chromium on X11 sets the focused window always-on-top for a moment, and windows
-    // created at the same moment left the person's window always-on-top for good
-    // (measured under Xvfb and openbox; one after another, it is restored each time).
-    while WINDOW_OPENING.get() {
+    // One window at a time where a person may be at the desktop: to keep an unfocused
+    // new window below the focused one, Chromium on X11 sets the focused window
+    // always-on-top for a moment, and windows created at the same moment left the
+    // person's window always-on-top for good (measured under Xvfb and openbox; one after
+    // another, it is restored each time). A headless browser has no desktop, and its
+    // windows open at once.
+    let one_at_a_time = !HEADLESS.with(|h| *h);
+    while one_at_a_time && WINDOW_OPENING.get() {
         sleep(POLL_MS / 4).await;
     }
     WINDOW_OPENING.set(true);
     let slot = with(|a| a.tabs.free_slot()).unwrap_or(0);
-    let opened = create_tab(call, slot).await;
+    let left = CASCADE_LEFT + CASCADE_PX * slot;
+    let record = super::opening_window(&call.page).await;
+    let opened = create_tab(call, left).await;
     with(|a| {
         if let Ok((tab, window)) = opened {
             a.tabs.adopt(tab, &call.page, &call.id);
@@ -525,19 +590,20 @@ async fn open_tab(call: &Call) -> Result<TabId, Stop> {
         a.tabs.opened(&call.page);
     });
     WINDOW_OPENING.set(false);
+    super::opened_window(record);
     let (tab, _) = opened?;
-    super::save_owned_tabs();
+    // A browser where no window had the focus may give it to the new one (seen in a
+    // long-running headless browser), before the tab was known as the extension's.
+    wasm_bindgen_futures::spawn_local(dialog_guard());
     Ok(tab)
 }
 
-/// Creates the tab, the only one of a new window that does not take the focus, `slot`
-/// steps of [`CASCADE_PX`] to the right of the others (windows at the same place cover
-/// each other, and a page whose window is fully covered counts as hidden: its timers run
-/// at most once a second; 3 of 4 pages opened at once were, until they cascaded). The
-/// tab's id and window.
-async fn create_tab(call: &Call, slot: u32) -> Result<(TabId, Option<i32>), Stop> {
+/// Creates the tab, the only one of a new window that does not take the focus, at `left`:
+/// [`CASCADE_PX`] steps (by the window's free slot) to the right of the others, because
+/// windows at the same place cover each other, and a page whose window is fully covered
+/// counts as hidden (its timers run at most once a second). The tab's id and window.
+async fn create_tab(call: &Call, left: u32) -> Result<(TabId, Option<i32>), Stop> {
     let url = call.page.as_str();
-    let left = CASCADE_LEFT + CASCADE_PX * slot;
     let props = obj(&[
         ("url", url.into()),
         ("focused", false.into()),

@@ -28,6 +28,12 @@ extern "C" {
     pub fn windows_create(props: &Object) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = get)]
     pub fn windows_get(window_id: i32) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = get)]
+    pub fn windows_get_with(window_id: i32, query: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = getLastFocused)]
+    pub fn windows_get_last_focused() -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = getAll)]
+    pub fn windows_get_all(query: &Object) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "tabs"], js_name = get)]
     pub fn tabs_get(tab_id: i32) -> Result<Promise, JsValue>;
 

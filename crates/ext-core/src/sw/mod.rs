@@ -209,6 +209,7 @@ async fn setup() {
     load_config().await;
     restore_reject().await;
     restore_owned_tabs().await;
+    wasm_bindgen_futures::spawn_local(call::dialog_guard());
     wasm_bindgen_futures::spawn_local(userscripts::restore());
     log(format!(
         "worker started; server {}",
@@ -330,17 +331,102 @@ async fn restore_reject() {
     });
 }
 
-/// Keeps the ids of the tabs this extension opened in `storage.session`, so that a
-/// restarted worker still reuses them (and never takes over the user's tabs).
+/// Keeps the tabs this extension opened, and their windows, in `storage.local`, so that a
+/// restarted worker — also after the extension itself was reloaded, which empties
+/// `storage.session` — still reuses them and closes them beyond the limit instead of
+/// leaving them open for good (and never takes over the user's tabs). Windows being
+/// opened right now are kept too (see [`opening_window`]).
 pub(crate) fn save_owned_tabs() {
-    let ids = with(|a| a.tabs.owned_ids()).unwrap_or_default();
-    let ids: js_sys::Array = ids.into_iter().map(JsValue::from).collect();
-    let items = obj(&[("owned_tabs", ids.into())]);
+    // Until the records of the worker before are read, writing would overwrite them.
+    if !RESTORED.with(std::cell::Cell::get) {
+        return;
+    }
+    let items = tab_records();
     wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = settle(chrome::storage_session_set(&items)).await {
+        if let Err(e) = settle(chrome::storage_local_set(&items)).await {
             error(format!("could not remember the extension's tabs: {e}"));
         }
     });
+}
+
+/// What [`save_owned_tabs`] writes: `{owned_tabs: [{tab, window}], opening_windows:
+/// [{url}]}`.
+fn tab_records() -> js_sys::Object {
+    let owned = with(|a| {
+        a.tabs
+            .owned_ids()
+            .into_iter()
+            .map(|id| (id, a.tabs.get(id).and_then(|t| t.window)))
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default();
+    let owned: js_sys::Array = owned
+        .into_iter()
+        .map(|(tab, window)| -> JsValue {
+            obj(&[("tab", tab.into()), ("window", window.unwrap_or(-1).into())]).into()
+        })
+        .collect();
+    let opening: js_sys::Array = OPENING.with(|o| {
+        o.borrow()
+            .iter()
+            .map(|(_, url)| -> JsValue { obj(&[("url", url.as_str().into())]).into() })
+            .collect()
+    });
+    obj(&[
+        (OWNED_TABS_KEY, owned.into()),
+        (OPENING_WINDOWS_KEY, opening.into()),
+    ])
+}
+
+/// Where [`save_owned_tabs`] keeps them.
+const OWNED_TABS_KEY: &str = "owned_tabs";
+const OPENING_WINDOWS_KEY: &str = "opening_windows";
+
+thread_local! {
+    /// Windows being opened: (record number, page).
+    static OPENING: RefCell<Vec<(u64, String)>> = const { RefCell::new(Vec::new()) };
+    static NEXT_OPENING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// [`restore_owned_tabs`] has read the records of the worker before.
+    static RESTORED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A window for `page` is about to be created: recorded (and written before it is), so
+/// that if the extension is reloaded before the tab is recorded, the next worker still
+/// finds the window and does not leave it open for good. Returns the record's number for
+/// [`opened_window`].
+pub(crate) async fn opening_window(page: &str) -> u64 {
+    let n = NEXT_OPENING.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    OPENING.with(|o| o.borrow_mut().push((n, page.to_owned())));
+    if RESTORED.with(std::cell::Cell::get)
+        && let Err(e) = settle(chrome::storage_local_set(&tab_records())).await
+    {
+        error(format!("could not remember the extension's tabs: {e}"));
+    }
+    n
+}
+
+/// Is `window` one the extension opened (for one of its tabs)?
+pub(crate) fn is_ours(window: i32) -> bool {
+    with(|a| a.tabs.owned().iter().any(|(_, t)| t.window == Some(window))).unwrap_or(false)
+}
+
+/// The browser window that has the keyboard focus, if any.
+pub(crate) async fn focused_window() -> Option<i32> {
+    let w = settle(chrome::windows_get_last_focused()).await.ok()?;
+    if get(&w, "focused").as_bool() == Some(true) {
+        get_i32(&w, "id")
+    } else {
+        None
+    }
+}
+
+/// The window of record `n` was created (and its tab recorded) or could not be.
+pub(crate) fn opened_window(n: u64) {
+    OPENING.with(|o| o.borrow_mut().retain(|(m, _)| *m != n));
+    save_owned_tabs();
 }
 
 /// Closes the idle tabs this extension opened beyond the configured limit, least
@@ -366,27 +452,99 @@ pub(crate) fn close_excess_tabs() {
     }
 }
 
+/// Takes back the tabs [`save_owned_tabs`] kept: each one still there, in the window it
+/// had, as that window's only tab (the extension gives each page a window of its own).
+/// After a browser restart the kept ids name nothing (Chromium numbers tabs and windows
+/// afresh from a random base each run), so a tab of the user's is never taken.
 async fn restore_owned_tabs() {
-    let Ok(items) = settle(chrome::storage_session_get(&"owned_tabs".into())).await else {
+    let keys = js::array(&[OWNED_TABS_KEY.into(), OPENING_WINDOWS_KEY.into()]);
+    let items = settle(chrome::storage_local_get(&keys.into())).await;
+    // From here on, this worker's records replace the ones read.
+    RESTORED.with(|r| r.set(true));
+    let Ok(items) = items else {
+        save_owned_tabs();
         return;
     };
-    let ids = js::items(&get(&items, "owned_tabs"));
     let mut restored = 0;
-    for id in ids.iter().filter_map(JsValue::as_f64) {
-        let id = id as i32;
+    for kept in js::items(&get(&items, OWNED_TABS_KEY)) {
+        let (Some(id), Some(window)) = (get_i32(&kept, "tab"), get_i32(&kept, "window")) else {
+            continue;
+        };
         // A tab that is gone since makes tabs.get reject: it is simply not restored.
-        if let Ok(tab) = settle(chrome::tabs_get(id)).await {
-            let url = get_string(&tab, "url").unwrap_or_default();
-            let complete = get_string(&tab, "status").as_deref() == Some("complete");
-            with(|a| a.tabs.restore(id, &url, complete));
-            restored += 1;
+        let Ok(tab) = settle(chrome::tabs_get(id)).await else {
+            continue;
+        };
+        let populated = obj(&[("populate", true.into())]);
+        let alone = settle(chrome::windows_get_with(window, &populated))
+            .await
+            .is_ok_and(|w| js::items(&get(&w, "tabs")).len() == 1);
+        if get_i32(&tab, "windowId") != Some(window) || !alone {
+            continue;
         }
+        let url = get_string(&tab, "url").unwrap_or_default();
+        let complete = get_string(&tab, "status").as_deref() == Some("complete");
+        with(|a| {
+            a.tabs.restore(id, &url, complete);
+            a.tabs.set_active(id, Some(window));
+        });
+        restored += 1;
     }
+    restored += adopt_opened_windows(&js::items(&get(&items, OPENING_WINDOWS_KEY))).await;
     if restored > 0 {
         log(format!(
             "took back {restored} tab(s) opened before the worker restarted"
         ));
     }
+    save_owned_tabs();
+    close_excess_tabs();
+}
+
+/// Windows an earlier worker was opening when it stopped (`opening`: `{url}` records): a
+/// window with a single tab at that page that no record names yet is that window.
+/// Returns how many were taken back.
+async fn adopt_opened_windows(opening: &[JsValue]) -> usize {
+    if opening.is_empty() {
+        return 0;
+    }
+    let populated = obj(&[("populate", true.into())]);
+    let Ok(windows) = settle(chrome::windows_get_all(&populated)).await else {
+        return 0;
+    };
+    let mut wanted: Vec<String> = opening
+        .iter()
+        .filter_map(|o| get_string(o, "url"))
+        .map(|url| crate::tabs::normalize_url(&url))
+        .collect();
+    let mut adopted = 0;
+    for window in js::items(&windows) {
+        let tabs = js::items(&get(&window, "tabs"));
+        let ([tab], Some(window_id)) = (tabs.as_slice(), get_i32(&window, "id")) else {
+            continue;
+        };
+        let Some(id) = get_i32(tab, "id") else {
+            continue;
+        };
+        let url = get_string(tab, "pendingUrl")
+            .filter(|u| !u.is_empty())
+            .or_else(|| get_string(tab, "url"))
+            .unwrap_or_default();
+        let key = crate::tabs::normalize_url(&url);
+        let known = with(|a| a.tabs.get(id).is_some_and(|t| t.owned)).unwrap_or(true);
+        let Some(at) = wanted.iter().position(|w| *w == key) else {
+            continue;
+        };
+        if known {
+            continue;
+        }
+        wanted.remove(at);
+        let complete = get_string(tab, "status").as_deref() == Some("complete");
+        with(|a| {
+            a.tabs.restore(id, &url, complete);
+            a.tabs.set_active(id, Some(window_id));
+        });
+        adopted += 1;
+    }
+    adopted
 }
 
 /// Carries out the link's decisions.
@@ -734,6 +892,9 @@ pub fn on_event(kind: &str, detail: JsValue) {
                 wasm_bindgen_futures::spawn_local(discard_download(id));
             }
         }
+        // Its window id is not trusted: on Linux, WINDOW_ID_NONE also comes right after
+        // a window got the focus; the guard asks windows.getLastFocused itself.
+        "window_focused" => wasm_bindgen_futures::spawn_local(call::dialog_guard()),
         "tab_activated" => {
             if let Some(window) = get_i32(&detail, "windowId") {
                 with(|a| a.tabs.activated(tab, window));
