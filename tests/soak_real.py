@@ -166,8 +166,12 @@ def soak(args) -> dict:
         violations.append(f"runs of keys nobody called: {strangers[:5]}")
     if status["calls"]:
         violations.append(f"{len(status['calls'])} calls left in the server's table")
-    if left_open > MAX_TABS:
-        violations.append(f"{left_open} tabs left open (the limit is {MAX_TABS})")
+    # An extension reload can cut in while a tab is being opened or closed, and leave that
+    # one tab unrecorded (extension/README.md, "Known limits"): never more.
+    allowed = MAX_TABS + faults["reload_extension"]
+    if left_open > allowed:
+        violations.append(f"{left_open} tabs left open (the limit is {MAX_TABS}, "
+                          f"+{faults['reload_extension']} extension reloads)")
     tally = Counter(outcomes.values())
     return {
         "calls": args.calls,
@@ -181,6 +185,7 @@ def soak(args) -> dict:
                                       if o != "ok" and ran.get(k, 0) == 0),
         "faults": dict(faults),
         "tabs_left_open": left_open,
+        "tabs_the_extension_knows": sum(len(e["tabs"]) for e in status["extensions"]),
         "violations": violations[:20],
         "violation_count": len(violations),
     }

@@ -458,10 +458,8 @@ pub(crate) fn close_excess_tabs() {
 /// afresh from a random base each run), so a tab of the user's is never taken.
 async fn restore_owned_tabs() {
     let keys = js::array(&[OWNED_TABS_KEY.into(), OPENING_WINDOWS_KEY.into()]);
-    let items = settle(chrome::storage_local_get(&keys.into())).await;
-    // From here on, this worker's records replace the ones read.
-    RESTORED.with(|r| r.set(true));
-    let Ok(items) = items else {
+    let Ok(items) = settle(chrome::storage_local_get(&keys.into())).await else {
+        RESTORED.with(|r| r.set(true));
         save_owned_tabs();
         return;
     };
@@ -490,6 +488,8 @@ async fn restore_owned_tabs() {
         restored += 1;
     }
     restored += adopt_opened_windows(&js::items(&get(&items, OPENING_WINDOWS_KEY))).await;
+    // From here on this worker's records, which now hold the ones read, replace them.
+    RESTORED.with(|r| r.set(true));
     if restored > 0 {
         log(format!(
             "took back {restored} tab(s) opened before the worker restarted"
