@@ -449,26 +449,21 @@ async fn check_responsive(tab: TabId) {
     if tab_closed(tab) {
         return;
     }
-    let func = chrome::PROBE.with(Function::clone);
-    let args = ["".into(), 0.into()];
-    let check = in_page(tab, &func, &args);
-    let responsive = match select(pin!(check), pin!(sleep(RESPONSIVE_MS))).await {
-        Either::Left(_) => true,
+    let responsive = if answers_within(tab, RESPONSIVE_MS).await {
+        true
+    } else if window_focused(tab).await {
         // A page whose window has the person's focus may be showing them a dialog
         // (Chrome shows dialogs only there, and dismisses the others): theirs to answer.
-        Either::Right(_) if window_focused(tab).await => {
-            super::log(format!(
-                "tab {tab} did not answer {RESPONSIVE_MS} ms after a call timed out in it; its \
-                 window has the focus, so it may be showing a dialog: left open"
-            ));
-            true
-        }
-        Either::Right(_) => {
-            super::log(format!(
-                "tab {tab} did not answer {RESPONSIVE_MS} ms after a call timed out in it: closing it"
-            ));
-            false
-        }
+        super::log(format!(
+            "tab {tab} did not answer {RESPONSIVE_MS} ms after a call timed out in it; its \
+             window has the focus, so it may be showing a dialog: left open"
+        ));
+        true
+    } else {
+        super::log(format!(
+            "tab {tab} did not answer {RESPONSIVE_MS} ms after a call timed out in it: closing it"
+        ));
+        false
     };
     with(|a| a.tabs.checked(tab, responsive));
     super::close_excess_tabs();
@@ -504,10 +499,7 @@ pub async fn dialog_guard() {
         let Some(tab) = busy else {
             continue;
         };
-        let func = chrome::PROBE.with(Function::clone);
-        let args = ["".into(), 0.into()];
-        let check = in_page(tab, &func, &args);
-        if let Either::Left(_) = select(pin!(check), pin!(sleep(GUARD_MS / 2))).await {
+        if answers_within(tab, GUARD_MS / 2).await {
             continue;
         }
         super::log(format!(
@@ -528,6 +520,15 @@ pub async fn dialog_guard() {
         }
     }
     GUARDING.with(|g| g.set(false));
+}
+
+/// Does the page run a trivial injection within `ms`? A page whose only thread is stuck
+/// (a method that never yields, a dialog waiting for an answer) does not.
+async fn answers_within(tab: TabId, ms: u32) -> bool {
+    let func = chrome::PROBE.with(Function::clone);
+    let args = ["".into(), 0.into()];
+    let check = in_page(tab, &func, &args);
+    matches!(select(pin!(check), pin!(sleep(ms))).await, Either::Left(_))
 }
 
 /// How often [`dialog_guard`] looks.

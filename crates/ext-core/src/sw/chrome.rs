@@ -27,8 +27,6 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = create)]
     pub fn windows_create(props: &Object) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = get)]
-    pub fn windows_get(window_id: i32) -> Result<Promise, JsValue>;
-    #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = get)]
     pub fn windows_get_with(window_id: i32, query: &Object) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_namespace = ["chrome", "windows"], js_name = getLastFocused)]
     pub fn windows_get_last_focused() -> Result<Promise, JsValue>;

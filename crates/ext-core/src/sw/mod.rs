@@ -341,12 +341,13 @@ pub(crate) fn save_owned_tabs() {
     if !RESTORED.with(std::cell::Cell::get) {
         return;
     }
-    let items = tab_records();
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = settle(chrome::storage_local_set(&items)).await {
-            error(format!("could not remember the extension's tabs: {e}"));
-        }
-    });
+    wasm_bindgen_futures::spawn_local(write_tab_records());
+}
+
+async fn write_tab_records() {
+    if let Err(e) = settle(chrome::storage_local_set(&tab_records())).await {
+        error(format!("could not remember the extension's tabs: {e}"));
+    }
 }
 
 /// What [`save_owned_tabs`] writes: `{owned_tabs: [{tab, window}], opening_windows:
@@ -400,10 +401,8 @@ pub(crate) async fn opening_window(page: &str) -> u64 {
         c.get()
     });
     OPENING.with(|o| o.borrow_mut().push((n, page.to_owned())));
-    if RESTORED.with(std::cell::Cell::get)
-        && let Err(e) = settle(chrome::storage_local_set(&tab_records())).await
-    {
-        error(format!("could not remember the extension's tabs: {e}"));
+    if RESTORED.with(std::cell::Cell::get) {
+        write_tab_records().await;
     }
     n
 }
